@@ -1,0 +1,274 @@
+"""BiFormer blocks and model (official: models/biformer.py).
+
+Layouts as official: Block, stages and BiFormer take NCHW tensors. Inside a stage the blocks
+run on one NHWC tensor (``Block.forward_nhwc``), so a stage transposes twice, not every block.
+"""
+from __future__ import annotations
+
+import math
+
+import paddle
+import paddle.nn as nn
+
+from .bra import BiLevelRoutingAttention
+from .layers import Attention, AttentionLePE, DepthwiseConvNHWC, DropPath, DWConv, Rearrange
+
+__all__ = ["Block", "BiFormerStage", "BiFormer"]
+
+
+class Block(nn.Layer):
+    """BiFormer block: depthwise-conv position embedding, attention, MLP, with residuals.
+
+    ``topk > 0``: Bi-Level Routing Attention; ``-1``: vanilla attention (8 heads, as official);
+    ``-2``: attention with LePE (8 heads, as official); ``0``: convolutional pseudo attention.
+    x: (N, C, H, W) -> (N, C, H, W).
+    """
+
+    def __init__(self, dim, drop_path=0.0, layer_scale_init_value=-1, num_heads=8, n_win=7,
+                 qk_dim=None, qk_scale=None, kv_per_win=4, kv_downsample_ratio=4,
+                 kv_downsample_kernel=None, kv_downsample_mode="ada_avgpool", topk=4,
+                 param_attention="qkvo", param_routing=False, diff_routing=False,
+                 soft_routing=False, mlp_ratio=4, mlp_dwconv=False, side_dwconv=5,
+                 before_attn_dwconv=3, pre_norm=True, auto_pad=False):
+        super().__init__()
+        qk_dim = qk_dim or dim
+        self.pos_embed = DepthwiseConvNHWC(dim, before_attn_dwconv) if before_attn_dwconv > 0 else None
+        self.norm1 = nn.LayerNorm(dim, epsilon=1e-6)
+        if topk > 0:
+            self.attn = BiLevelRoutingAttention(
+                dim=dim, num_heads=num_heads, n_win=n_win, qk_dim=qk_dim, qk_scale=qk_scale,
+                kv_per_win=kv_per_win, kv_downsample_ratio=kv_downsample_ratio,
+                kv_downsample_kernel=kv_downsample_kernel, kv_downsample_mode=kv_downsample_mode,
+                topk=topk, param_attention=param_attention, param_routing=param_routing,
+                diff_routing=diff_routing, soft_routing=soft_routing, side_dwconv=side_dwconv,
+                auto_pad=auto_pad)
+        elif topk == -1:
+            self.attn = Attention(dim=dim)
+        elif topk == -2:
+            self.attn = AttentionLePE(dim=dim, side_dwconv=side_dwconv)
+        elif topk == 0:
+            self.attn = nn.Sequential(
+                Rearrange([0, 3, 1, 2]),
+                nn.Conv2D(dim, dim, 1),  # pseudo qkv linear
+                nn.Conv2D(dim, dim, 5, padding=2, groups=dim),  # pseudo attention
+                nn.Conv2D(dim, dim, 1),  # pseudo out linear
+                Rearrange([0, 2, 3, 1]))
+        else:
+            raise ValueError(f"topk={topk} is not a block type: use topk > 0 (routing attention), "
+                             "0 (conv), -1 (attention) or -2 (attention with LePE)")
+        self.norm2 = nn.LayerNorm(dim, epsilon=1e-6)
+        hidden = int(mlp_ratio * dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden),
+                                 DWConv(hidden) if mlp_dwconv else nn.Identity(),
+                                 nn.GELU(),
+                                 nn.Linear(hidden, dim))
+        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+        self.use_layer_scale = layer_scale_init_value > 0
+        if self.use_layer_scale:
+            init = nn.initializer.Constant(layer_scale_init_value)
+            self.gamma1 = self.create_parameter([dim], default_initializer=init)
+            self.gamma2 = self.create_parameter([dim], default_initializer=init)
+        self.pre_norm = pre_norm
+
+    def forward_nhwc(self, x):
+        """x: (N, H, W, C) -> (N, H, W, C)."""
+        if self.pos_embed is not None:
+            x = x + self.pos_embed(x)
+        if self.use_layer_scale:
+            attn = lambda t: self.gamma1 * self.attn(t)  # noqa: E731
+            mlp = lambda t: self.gamma2 * self.mlp(t)  # noqa: E731
+        else:
+            attn, mlp = self.attn, self.mlp
+        if self.pre_norm:
+            x = x + self.drop_path(attn(self.norm1(x)))
+            x = x + self.drop_path(mlp(self.norm2(x)))
+        else:  # post-norm, https://kexue.fm/archives/9009
+            x = self.norm1(x + self.drop_path(attn(x)))
+            x = self.norm2(x + self.drop_path(mlp(x)))
+        return x
+
+    def forward(self, x):
+        """x: (N, C, H, W) -> (N, C, H, W)."""
+        return self.forward_nhwc(x.transpose([0, 2, 3, 1])).transpose([0, 3, 1, 2])
+
+
+class BiFormerStage(nn.Sequential):
+    """The blocks of one resolution; x: (N, C, H, W) -> (N, C, H, W)."""
+
+    def forward_nhwc(self, x):
+        for block in self:
+            x = block.forward_nhwc(x)
+        return x
+
+    def forward(self, x):
+        if len(self) == 0:
+            return x
+        return self.forward_nhwc(x.transpose([0, 2, 3, 1])).transpose([0, 3, 1, 2])
+
+
+def _torch_default_init(conv: nn.Conv2D) -> None:
+    """PyTorch's Conv2d initialisation (kaiming_uniform with a=sqrt(5), i.e. U(+-1/sqrt(fan_in)))."""
+    fan_in = math.prod(conv.weight.shape[1:])
+    bound = 1.0 / math.sqrt(fan_in)
+    nn.initializer.Uniform(-bound, bound)(conv.weight)
+    if conv.bias is not None:
+        nn.initializer.Uniform(-bound, bound)(conv.bias)
+
+
+class BiFormer(nn.Layer):
+    """BiFormer: a 4-stage pyramid of BiFormer blocks with convolutional downsampling.
+
+    Arguments have the official names and meaning. ``qk_dims`` entries of None mean
+    ``embed_dim[i]``; heads per stage are ``qk_dims[i] // head_dim``. ``drop_rate`` is dropout
+    before the classifier (the official code accepts it but never uses it).
+    ``use_checkpoint_stages`` lists stages recomputed in the backward pass (activation
+    checkpointing, saves memory). ``representation_size`` adds a Linear+Tanh pre-logits layer.
+
+    x: (N, in_chans, H, W) -> logits (N, num_classes) (pooled features if num_classes == 0).
+    """
+
+    def __init__(self, depth=(3, 4, 8, 3), in_chans=3, num_classes=1000,
+                 embed_dim=(64, 128, 320, 512), head_dim=64, qk_scale=None,
+                 representation_size=None, drop_path_rate=0.0, drop_rate=0.0,
+                 use_checkpoint_stages=(), n_win=7, kv_downsample_mode="ada_avgpool",
+                 kv_per_wins=(2, 2, -1, -1), topks=(8, 8, -1, -1), side_dwconv=5,
+                 layer_scale_init_value=-1, qk_dims=(None, None, None, None),
+                 param_routing=False, diff_routing=False, soft_routing=False, pre_norm=True,
+                 pe=None, pe_stages=(0,), before_attn_dwconv=3, auto_pad=False,
+                 kv_downsample_kernels=(4, 2, 1, 1), kv_downsample_ratios=(4, 2, 1, 1),
+                 mlp_ratios=(4, 4, 4, 4), param_attention="qkvo", mlp_dwconv=False):
+        super().__init__()
+        if pe not in (None, "none"):
+            raise ValueError(f"pe={pe!r} is not supported (the official code supports only None "
+                             "and 'none')")
+        embed_dim = list(embed_dim)
+        qk_dims = [q or d for q, d in zip(qk_dims, embed_dim)]
+        self.num_classes = num_classes
+        self.num_features = self.embed_dim = embed_dim
+        self.n_win = n_win
+        self.auto_pad = auto_pad
+        self.topks = list(topks)
+        self.use_checkpoint_stages = list(use_checkpoint_stages)
+
+        self.downsample_layers = nn.LayerList()
+        self.downsample_layers.append(nn.Sequential(
+            nn.Conv2D(in_chans, embed_dim[0] // 2, 3, stride=2, padding=1),
+            nn.BatchNorm2D(embed_dim[0] // 2),
+            nn.GELU(),
+            nn.Conv2D(embed_dim[0] // 2, embed_dim[0], 3, stride=2, padding=1),
+            nn.BatchNorm2D(embed_dim[0])))
+        for i in range(3):
+            self.downsample_layers.append(nn.Sequential(
+                nn.Conv2D(embed_dim[i], embed_dim[i + 1], 3, stride=2, padding=1),
+                nn.BatchNorm2D(embed_dim[i + 1])))
+
+        self.stages = nn.LayerList()
+        nheads = [dim // head_dim for dim in qk_dims]
+        dp_rates = [float(r) for r in paddle.linspace(0, drop_path_rate, sum(depth)).numpy()]
+        cur = 0
+        for i in range(4):
+            self.stages.append(BiFormerStage(*[
+                Block(dim=embed_dim[i], drop_path=dp_rates[cur + j],
+                      layer_scale_init_value=layer_scale_init_value, topk=topks[i],
+                      num_heads=nheads[i], n_win=n_win, qk_dim=qk_dims[i], qk_scale=qk_scale,
+                      kv_per_win=kv_per_wins[i], kv_downsample_ratio=kv_downsample_ratios[i],
+                      kv_downsample_kernel=kv_downsample_kernels[i],
+                      kv_downsample_mode=kv_downsample_mode, param_attention=param_attention,
+                      param_routing=param_routing, diff_routing=diff_routing,
+                      soft_routing=soft_routing, mlp_ratio=mlp_ratios[i], mlp_dwconv=mlp_dwconv,
+                      side_dwconv=side_dwconv, before_attn_dwconv=before_attn_dwconv,
+                      pre_norm=pre_norm, auto_pad=auto_pad)
+                for j in range(depth[i])]))
+            cur += depth[i]
+
+        self.norm = nn.BatchNorm2D(embed_dim[-1])
+        if representation_size:
+            self.num_features = representation_size
+            self.pre_logits = nn.Sequential(("fc", nn.Linear(embed_dim[-1], representation_size)),
+                                            ("act", nn.Tanh()))
+        else:
+            self.pre_logits = nn.Identity()
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = self._make_head(num_classes)
+        self._init_weights()
+
+    def _feature_dim(self):
+        return self.num_features if isinstance(self.num_features, int) else self.embed_dim[-1]
+
+    def _make_head(self, num_classes):
+        return nn.Linear(self._feature_dim(), num_classes) if num_classes > 0 else nn.Identity()
+
+    def _init_weights(self):
+        """As official: trunc_normal(0.02) Linear weights, zero biases, unit LayerNorms; PyTorch
+        default initialisation for convolutions."""
+        for layer in self.sublayers():
+            if isinstance(layer, nn.Linear):
+                nn.initializer.TruncatedNormal(std=0.02)(layer.weight)
+                if layer.bias is not None:
+                    nn.initializer.Constant(0.0)(layer.bias)
+            elif isinstance(layer, nn.LayerNorm):
+                nn.initializer.Constant(1.0)(layer.weight)
+                nn.initializer.Constant(0.0)(layer.bias)
+            elif isinstance(layer, nn.Conv2D):
+                _torch_default_init(layer)
+
+    def no_weight_decay(self):
+        return {"pos_embed", "cls_token"}
+
+    def get_classifier(self):
+        return self.head
+
+    def reset_classifier(self, num_classes, global_pool=""):
+        """Replace the classifier with a freshly initialised one for ``num_classes``."""
+        self.num_classes = num_classes
+        self.head = self._make_head(num_classes)
+        if num_classes > 0:
+            nn.initializer.TruncatedNormal(std=0.02)(self.head.weight)
+            nn.initializer.Constant(0.0)(self.head.bias)
+
+    def _run_stage(self, i, x):
+        """x: (N, C, H, W) -> (N, C', H', W') through downsample layer i and stage i."""
+        x = self.downsample_layers[i](x)
+        stage = self.stages[i]
+        if i in self.use_checkpoint_stages and self.training and not x.stop_gradient:
+            from paddle.distributed.fleet.utils import recompute
+            return recompute(stage, x)
+        return stage(x)
+
+    def check_input_size(self, h: int, w: int) -> None:
+        """Raise a ValueError naming the fix if an h x w image cannot pass through the model."""
+        if self.auto_pad:
+            return
+        size = (h, w)
+        for i in range(4):
+            size = tuple((s + 1) // 2 for s in size) if i else tuple((s + 3) // 4 for s in size)
+            if self.topks[i] > 0 and len(self.stages[i]) and (size[0] % self.n_win or size[1] % self.n_win):
+                unit = 2 ** (i + 2) * self.n_win
+                raise ValueError(
+                    f"Input {h}x{w} gives a {size[0]}x{size[1]} feature map in stage {i}, which "
+                    f"n_win={self.n_win} does not divide. Resize images to a multiple of {unit} "
+                    f"(e.g. {unit * max(1, round(h / unit))}x{unit * max(1, round(w / unit))}), "
+                    f"build the model for your size (create_model(..., img_size={h})), or pass "
+                    "auto_pad=True.")
+
+    def forward_stages(self, x):
+        """x: (N, 3, H, W) -> the 4 NCHW feature maps after each stage (for dense tasks)."""
+        self.check_input_size(x.shape[2], x.shape[3])
+        feats = []
+        for i in range(4):
+            x = self._run_stage(i, x)
+            feats.append(x)
+        return feats
+
+    def forward_features(self, x):
+        """x: (N, 3, H, W) -> normalised last feature map (N, C, H/32, W/32)."""
+        return self.norm(self.forward_stages(x)[-1])
+
+    def forward_head(self, x):
+        """x: (N, C, h, w) -> logits (N, num_classes)."""
+        x = x.flatten(2).mean(-1)
+        x = self.pre_logits(x)
+        return self.head(self.head_drop(x))
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))

@@ -1,0 +1,250 @@
+"""Bi-Level Routing Attention (official: ops/bra_legacy.py).
+
+Each of the n_win x n_win windows of the feature map picks its ``topk`` most related windows
+(region-level routing on window-averaged queries and keys), then its pixels attend to the
+pixels of those windows only (token-level attention).
+
+Same arguments, parameters and results as the official layer; the computation is reorganised:
+keys and values are laid out head-major, (heads, N * p2, w2, c), before the gather, so the
+routed windows are gathered as whole rows of one tensor and the attention runs as one batched
+matrix product without any (N, p2, p2, w2, c) expansion.
+"""
+from __future__ import annotations
+
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from . import flops as _flops
+from .layers import DepthwiseConvNHWC
+from .ops import attention, gather_windows
+
+__all__ = ["TopkRouting", "KVGather", "QKVLinear", "BiLevelRoutingAttention"]
+
+KV_DOWNSAMPLE_MODES = ("identity", "ada_avgpool", "ada_maxpool", "avgpool", "maxpool")
+
+
+class TopkRouting(nn.Layer):
+    """Region-level routing: the ``topk`` key windows of highest affinity for each query window.
+
+    query, key: (N, p2, qk_dim) window-averaged features.
+    Returns r_weight (N, p2, topk), the softmax over the kept logits, and r_idx (N, p2, topk),
+    the chosen windows in descending affinity. Gradients reach query and key only with
+    ``diff_routing``; ``param_routing`` adds a learnable Linear before the affinity.
+    """
+
+    def __init__(self, qk_dim, topk=4, qk_scale=None, param_routing=False, diff_routing=False):
+        super().__init__()
+        self.topk = topk
+        self.qk_dim = qk_dim
+        self.scale = qk_scale or qk_dim ** -0.5
+        self.diff_routing = diff_routing
+        self.emb = nn.Linear(qk_dim, qk_dim) if param_routing else nn.Identity()
+        self.routing_act = nn.Softmax(axis=-1)
+
+    def forward(self, query, key):
+        if not self.diff_routing:
+            query, key = query.detach(), key.detach()
+        query_hat, key_hat = self.emb(query), self.emb(key)
+        n, p2, c = query_hat.shape
+        if self.topk > p2:
+            raise ValueError(f"TopkRouting: topk={self.topk} but the feature map has only {p2} "
+                             f"windows; use topk <= n_win**2")
+        _flops.add(n * p2 * p2 * c)
+        logit = paddle.matmul(query_hat * self.scale, key_hat, transpose_y=True)  # (N, p2, p2)
+        topk_logit, topk_index = paddle.topk(logit, k=self.topk, axis=-1)
+        return self.routing_act(topk_logit), topk_index
+
+
+class KVGather(nn.Layer):
+    """Select the routed key/value windows.
+
+    r_idx, r_weight: (N, p2, topk); kv: (N, p2, w2, c_kv) -> (N, p2, topk, w2, c_kv).
+    ``mul_weight='soft'`` scales each gathered window by its routing weight. Only the routed
+    windows are copied (no (N, p2, p2, w2, c_kv) expansion).
+    """
+
+    def __init__(self, mul_weight="none"):
+        super().__init__()
+        if mul_weight not in ("none", "soft", "hard"):
+            raise ValueError(f"mul_weight must be 'none', 'soft' or 'hard', got {mul_weight!r}")
+        self.mul_weight = mul_weight
+
+    def forward(self, r_idx, r_weight, kv):
+        if self.mul_weight == "hard":
+            raise NotImplementedError("differentiable hard routing TBA (as in the official code)")
+        n, p2, w2, c_kv = kv.shape
+        weight = r_weight if self.mul_weight == "soft" else None
+        sel = gather_windows(kv.reshape([n * p2, w2, c_kv]), r_idx, r_weight=weight)
+        return sel.reshape([n, p2, r_idx.shape[-1], w2, c_kv])
+
+
+class QKVLinear(nn.Layer):
+    """One Linear giving queries (qk_dim channels) and keys+values (qk_dim + dim channels).
+
+    x: (..., dim) -> q (..., qk_dim), kv (..., qk_dim + dim).
+    """
+
+    def __init__(self, dim, qk_dim, bias=True):
+        super().__init__()
+        self.dim = dim
+        self.qk_dim = qk_dim
+        self.qkv = nn.Linear(dim, qk_dim + qk_dim + dim, bias_attr=None if bias else False)
+
+    def forward(self, x):
+        q, kv = paddle.split(self.qkv(x), [self.qk_dim, self.qk_dim + self.dim], axis=-1)
+        return q, kv
+
+
+class BiLevelRoutingAttention(nn.Layer):
+    """Bi-Level Routing Attention on an NHWC feature map.
+
+    Args (official names and meaning):
+        dim: channels; num_heads: attention heads; n_win: windows per side (n_win^2 windows);
+        qk_dim: query/key channels (default dim); qk_scale: logit scale (default qk_dim^-0.5,
+            over all heads, as official);
+        kv_per_win: keys/values per window side for 'ada_avgpool' / 'ada_maxpool';
+        kv_downsample_ratio: pooling ratio for 'avgpool' / 'maxpool';
+        kv_downsample_kernel: accepted for compatibility (unused, as official);
+        kv_downsample_mode: 'identity', 'ada_avgpool', 'ada_maxpool', 'avgpool', 'maxpool';
+        topk: routed windows per query window;
+        param_attention: 'qkvo' (output Linear ``wo``) or 'qkv' (no output projection);
+        param_routing: Linear in the router (needs diff_routing);
+        diff_routing: let gradients flow through the routing;
+        soft_routing: scale gathered keys/values by the routing weights;
+        side_dwconv: kernel of LePE, a depthwise conv on V (0: none);
+        auto_pad: zero-pad H and W up to multiples of n_win and crop the output.
+
+    forward(x (N, H, W, C), ret_attn_mask=False) -> (N, H, W, C); with ``ret_attn_mask`` also
+    r_weight (N, p2, topk), r_idx (N, p2, topk) and the attention weights
+    (N*p2, heads, w2, topk*kv_w2), as official.
+    """
+
+    def __init__(self, dim, num_heads=8, n_win=7, qk_dim=None, qk_scale=None,
+                 kv_per_win=4, kv_downsample_ratio=4, kv_downsample_kernel=None,
+                 kv_downsample_mode="identity", topk=4, param_attention="qkvo",
+                 param_routing=False, diff_routing=False, soft_routing=False, side_dwconv=3,
+                 auto_pad=False):
+        super().__init__()
+        self.dim = dim
+        self.n_win = n_win
+        self.num_heads = num_heads
+        self.qk_dim = qk_dim or dim
+        if self.qk_dim % num_heads or dim % num_heads:
+            raise ValueError(f"qk_dim ({self.qk_dim}) and dim ({dim}) must be divisible by "
+                             f"num_heads ({num_heads})")
+        self.scale = qk_scale or self.qk_dim ** -0.5
+
+        self.lepe = DepthwiseConvNHWC(dim, side_dwconv) if side_dwconv > 0 else None
+
+        self.topk = topk
+        self.param_routing = param_routing
+        self.diff_routing = diff_routing
+        self.soft_routing = soft_routing
+        if param_routing and not diff_routing:
+            raise ValueError("param_routing=True needs diff_routing=True (a routing Linear that "
+                             "receives no gradient would never learn)")
+        self.router = TopkRouting(qk_dim=self.qk_dim, qk_scale=self.scale, topk=self.topk,
+                                  diff_routing=self.diff_routing, param_routing=self.param_routing)
+        if diff_routing and not soft_routing:
+            raise NotImplementedError("diff_routing=True without soft_routing=True is hard "
+                                      "differentiable routing, which the official code does not "
+                                      "implement either; add soft_routing=True")
+        self.kv_gather = KVGather(mul_weight="soft" if soft_routing else "none")
+
+        self.param_attention = param_attention
+        if param_attention not in ("qkvo", "qkv"):
+            raise ValueError(f"param_attention must be 'qkvo' or 'qkv', got {param_attention!r}")
+        self.qkv = QKVLinear(self.dim, self.qk_dim)
+        self.wo = nn.Linear(dim, dim) if param_attention == "qkvo" else nn.Identity()
+
+        if kv_downsample_mode not in KV_DOWNSAMPLE_MODES:
+            raise ValueError(f"kv_downsample_mode must be one of {KV_DOWNSAMPLE_MODES}, "
+                             f"got {kv_downsample_mode!r} ('fracpool' and 'conv' are not "
+                             "implemented in the official code either)")
+        if kv_downsample_mode.startswith("ada_") and kv_per_win is None:
+            raise ValueError(f"kv_downsample_mode={kv_downsample_mode!r} needs kv_per_win")
+        if kv_downsample_mode in ("avgpool", "maxpool") and kv_downsample_ratio is None:
+            raise ValueError(f"kv_downsample_mode={kv_downsample_mode!r} needs kv_downsample_ratio")
+        self.kv_downsample_mode = kv_downsample_mode
+        self.kv_per_win = kv_per_win
+        self.kv_downsample_ratio = kv_downsample_ratio
+        self.kv_downsample_kernel = kv_downsample_kernel
+        self.attn_act = nn.Softmax(axis=-1)
+        self.auto_pad = auto_pad
+
+    def _kv_down(self, x):
+        """Pool keys or values inside each window. x: (B, h, w, c) -> (B, h', w', c)."""
+        mode = self.kv_downsample_mode
+        if mode == "ada_avgpool":
+            return F.adaptive_avg_pool2d(x, self.kv_per_win, data_format="NHWC")
+        if mode == "ada_maxpool":
+            return F.adaptive_max_pool2d(x.transpose([0, 3, 1, 2]), self.kv_per_win).transpose([0, 2, 3, 1])
+        r = self.kv_downsample_ratio
+        if r <= 1:
+            return x
+        if mode == "avgpool":
+            return F.avg_pool2d(x, r, stride=r, data_format="NHWC")
+        return F.max_pool2d(x, r, stride=r, data_format="NHWC")
+
+    def forward(self, x, ret_attn_mask=False):
+        n, h_in, w_in, c = x.shape
+        nw = self.n_win
+        pad_r, pad_b = (-w_in) % nw, (-h_in) % nw
+        if pad_r or pad_b:
+            if not self.auto_pad:
+                raise ValueError(
+                    f"BiLevelRoutingAttention got a {h_in}x{w_in} feature map, which n_win={nw} "
+                    f"does not divide. Use an input size whose feature maps are multiples of "
+                    f"{nw} (e.g. {nw * 32}x{nw * 32} images for BiFormer), or pass auto_pad=True.")
+            x = F.pad(x, [0, pad_r, 0, pad_b], data_format="NHWC")
+        _, hp, wp, _ = x.shape
+        wh, ww = hp // nw, wp // nw
+        p2, w2 = nw * nw, wh * ww
+        m, qk, dim = self.num_heads, self.qk_dim, self.dim
+
+        qkv = self.qkv.qkv(x)  # (N, H, W, 2 qk + dim)
+
+        # head-major windows: (heads, N * p2, w2, c_head); window order as the official code
+        def windows(t, ch):
+            t = t.reshape([n, nw, wh, nw, ww, m, ch // m]).transpose([5, 0, 1, 3, 2, 4, 6])
+            return t.reshape([m, n * p2, wh, ww, ch // m])
+
+        q, k, v = paddle.split(qkv, [qk, qk, dim], axis=-1)
+        lepe = self.lepe(v) if self.lepe is not None else None
+        q, k, v = windows(q, qk), windows(k, qk), windows(v, dim)
+
+        # region level: window-averaged q and k, (N, p2, qk)
+        def window_mean(t):
+            t = t.mean(axis=[2, 3])  # (m, N * p2, c_head)
+            return t.transpose([1, 0, 2]).reshape([n, p2, -1])
+
+        r_weight, r_idx = self.router(window_mean(q), window_mean(k))
+
+        if self.kv_downsample_mode != "identity":
+            def down(t):
+                t = self._kv_down(t.reshape([m * n * p2, wh, ww, t.shape[-1]]))
+                return t.reshape([m, n * p2] + t.shape[1:])
+            k, v = down(k), down(v)
+        kv_w2 = k.shape[2] * k.shape[3]
+
+        # token level: attend to the pixels of the routed windows
+        topk = r_idx.shape[-1]
+        weight = r_weight if self.soft_routing else None
+        k_sel = gather_windows(k.reshape([m, n * p2, kv_w2, qk // m]), r_idx, 1, weight)
+        v_sel = gather_windows(v.reshape([m, n * p2, kv_w2, dim // m]), r_idx, 1, weight)
+        k_sel = k_sel.reshape([m, n * p2, topk * kv_w2, qk // m])
+        v_sel = v_sel.reshape([m, n * p2, topk * kv_w2, dim // m])
+        q = q.reshape([m, n * p2, w2, qk // m])
+        out, attn = attention(q, k_sel, v_sel, self.scale, return_weights=True)
+
+        out = out.reshape([m, n, nw, nw, wh, ww, dim // m]).transpose([1, 2, 4, 3, 5, 0, 6])
+        out = out.reshape([n, hp, wp, dim])
+        if lepe is not None:
+            out = out + lepe
+        out = self.wo(out)
+        if pad_r or pad_b:
+            out = out[:, :h_in, :w_in, :]
+        if ret_attn_mask:
+            return out, r_weight, r_idx, attn.transpose([1, 0, 2, 3])
+        return out

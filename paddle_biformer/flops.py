@@ -1,0 +1,63 @@
+"""Counting FLOPs (multiply-accumulates, the convention of the BiFormer paper and fvcore).
+
+Linear and Conv2D layers are counted by forward hooks; attention products and the depthwise
+convolutions that the attention layers run functionally report themselves through :func:`add`.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import paddle
+import paddle.nn as nn
+
+__all__ = ["add", "counting", "count_flops"]
+
+_counter: list[int] | None = None
+
+
+def add(macs: int) -> None:
+    """Record ``macs`` multiply-accumulates if a count is running."""
+    if _counter is not None:
+        _counter[0] += int(macs)
+
+
+@contextlib.contextmanager
+def counting():
+    """Context in which :func:`add` accumulates; yields a one-element list holding the total."""
+    global _counter
+    previous, _counter = _counter, [0]
+    try:
+        yield _counter
+    finally:
+        _counter = previous
+
+
+def _linear_hook(layer, inputs, output):
+    add(math.prod(output.shape[:-1]) * layer.weight.shape[0] * layer.weight.shape[1])
+
+
+def _conv_hook(layer, inputs, output):
+    w = layer.weight  # (out, in / groups, kh, kw)
+    spatial = output.shape[1:3] if layer._data_format == "NHWC" else output.shape[2:4]
+    add(output.shape[0] * math.prod(spatial) * w.shape[0] * w.shape[1] * w.shape[2] * w.shape[3])
+
+
+def count_flops(model: nn.Layer, input_shape=(1, 3, 224, 224)) -> int:
+    """Multiply-accumulates of one eval-mode forward pass of ``model`` on ``input_shape``."""
+    hooks = []
+    for layer in model.sublayers(include_self=True):
+        if isinstance(layer, nn.Linear):
+            hooks.append(layer.register_forward_post_hook(_linear_hook))
+        elif isinstance(layer, nn.Conv2D):
+            hooks.append(layer.register_forward_post_hook(_conv_hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with counting() as total, paddle.no_grad():
+            model(paddle.zeros(list(input_shape), dtype="float32"))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return total[0]

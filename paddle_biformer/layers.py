@@ -1,0 +1,125 @@
+"""Small layers of BiFormer (official: models/_common.py and timm's DropPath).
+
+Attention layers take NHWC tensors, as in the official code. Parameter names and shapes are the
+official ones (Linear weights stored as Paddle's (in, out)), so checkpoints convert one to one.
+"""
+from __future__ import annotations
+
+import paddle
+import paddle.nn as nn
+
+from .ops import attention, depthwise_conv2d_nhwc
+
+__all__ = ["DropPath", "DWConv", "Attention", "AttentionLePE", "DepthwiseConvNHWC", "Rearrange"]
+
+
+class DropPath(nn.Layer):
+    """Stochastic depth per sample (timm ``DropPath``): zero a sample's residual branch with
+    probability ``drop_prob`` during training and scale the kept ones by 1 / (1 - drop_prob)."""
+
+    def __init__(self, drop_prob: float = 0.0, scale_by_keep: bool = True):
+        super().__init__()
+        self.drop_prob = float(drop_prob)
+        self.scale_by_keep = scale_by_keep
+
+    def forward(self, x):
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.drop_prob
+        shape = [x.shape[0]] + [1] * (x.ndim - 1)
+        mask = paddle.bernoulli(paddle.full(shape, keep, dtype=x.dtype))
+        if keep > 0.0 and self.scale_by_keep:
+            mask = mask / keep
+        return x * mask
+
+    def extra_repr(self):
+        return f"drop_prob={self.drop_prob}"
+
+
+class Rearrange(nn.Layer):
+    """Permute axes, e.g. ``Rearrange([0, 3, 1, 2])`` for NHWC -> NCHW (einops' Rearrange in the
+    official topk=0 block; no parameters)."""
+
+    def __init__(self, perm):
+        super().__init__()
+        self.perm = list(perm)
+
+    def forward(self, x):
+        return x.transpose(self.perm)
+
+    def extra_repr(self):
+        return f"perm={self.perm}"
+
+
+class DepthwiseConvNHWC(nn.Conv2D):
+    """Depthwise convolution (stride 1, 'same' padding) applied to NHWC tensors: BiFormer's LePE
+    and the conv of ``DWConv``. Parameters are a Conv2D's: weight (C, 1, k, k), bias (C,)."""
+
+    def __init__(self, dim: int, kernel_size: int, padding: int | None = None):
+        padding = kernel_size // 2 if padding is None else padding
+        super().__init__(dim, dim, kernel_size, stride=1, padding=padding, groups=dim)
+        self.pad = padding
+
+    def forward(self, x):
+        """x: (N, H, W, C) -> (N, H, W, C)."""
+        return depthwise_conv2d_nhwc(x, self.weight, self.bias, self.pad)
+
+
+class DWConv(nn.Layer):
+    """3x3 depthwise convolution on an NHWC tensor (the optional conv inside the MLP)."""
+
+    def __init__(self, dim: int = 768):
+        super().__init__()
+        self.dwconv = DepthwiseConvNHWC(dim, 3)
+
+    def forward(self, x):
+        """x: (N, H, W, C) -> (N, H, W, C)."""
+        return self.dwconv(x)
+
+
+class Attention(nn.Layer):
+    """Vanilla multi-head self-attention over all H*W positions.
+
+    x: (N, H, W, C) -> (N, H, W, C). ``side_dwconv > 0`` adds LePE (``AttentionLePE``).
+    """
+
+    def __init__(self, dim, num_heads=8, qkv_bias=False, qk_scale=None, attn_drop=0.0,
+                 proj_drop=0.0, side_dwconv=0):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
+        self.num_heads = num_heads
+        head_dim = dim // num_heads
+        self.scale = qk_scale or head_dim ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias_attr=None if qkv_bias else False)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.lepe = DepthwiseConvNHWC(dim, side_dwconv) if side_dwconv > 0 else None
+
+    def forward(self, x):
+        n, h, w, c = x.shape
+        m = self.num_heads
+        qkv = self.qkv(x).reshape([n, h * w, 3, m, c // m]).transpose([2, 0, 3, 1, 4])
+        q, k, v = qkv[0], qkv[1], qkv[2]  # (N, m, HW, c/m)
+        if self.attn_drop.p > 0 and self.training:
+            attn = paddle.nn.functional.softmax(paddle.matmul(q * self.scale, k, transpose_y=True), -1)
+            out = paddle.matmul(self.attn_drop(attn), v)
+        else:
+            out = attention(q, k, v, self.scale)
+        out = out.transpose([0, 2, 1, 3]).reshape([n, h, w, c])
+        if self.lepe is not None:
+            out = out + self.lepe(x)
+        return self.proj_drop(self.proj(out))
+
+
+class AttentionLePE(Attention):
+    """Vanilla attention plus LePE, a depthwise conv of the *input* added before the output
+    projection (official ``AttentionLePE``; ``side_dwconv=0`` adds nothing).
+
+    x: (N, H, W, C) -> (N, H, W, C).
+    """
+
+    def __init__(self, dim, num_heads=8, qkv_bias=False, qk_scale=None, attn_drop=0.0,
+                 proj_drop=0.0, side_dwconv=5):
+        super().__init__(dim, num_heads, qkv_bias, qk_scale, attn_drop, proj_drop, side_dwconv)

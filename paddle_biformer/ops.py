@@ -1,0 +1,86 @@
+"""Functional building blocks shared by the attention layers.
+
+Everything here works on plain tensors. Each primitive that does arithmetic proportional to a
+matrix product reports its multiply-accumulates to :mod:`paddle_biformer.flops` while a count
+is running, so FLOPs are counted where the work is done.
+"""
+from __future__ import annotations
+
+import math
+
+import paddle
+import paddle.nn.functional as F
+
+from . import flops as _flops
+
+__all__ = [
+    "attention",
+    "depthwise_conv2d_nhwc",
+    "gather_windows",
+    "window_partition",
+    "window_merge",
+]
+
+
+def window_partition(x: paddle.Tensor, n_win: int) -> paddle.Tensor:
+    """(N, H, W, C) -> (N * n_win^2, H/n_win * W/n_win, C), windows in row-major order."""
+    n, h, w, c = x.shape
+    wh, ww = h // n_win, w // n_win
+    x = x.reshape([n, n_win, wh, n_win, ww, c]).transpose([0, 1, 3, 2, 4, 5])
+    return x.reshape([n * n_win * n_win, wh * ww, c])
+
+
+def window_merge(x: paddle.Tensor, n: int, n_win: int, wh: int, ww: int) -> paddle.Tensor:
+    """Inverse of :func:`window_partition`: (N * n_win^2, wh * ww, C) -> (N, H, W, C)."""
+    c = x.shape[-1]
+    x = x.reshape([n, n_win, n_win, wh, ww, c]).transpose([0, 1, 3, 2, 4, 5])
+    return x.reshape([n, n_win * wh, n_win * ww, c])
+
+
+def gather_windows(x: paddle.Tensor, r_idx: paddle.Tensor, axis: int = 0,
+                   r_weight: paddle.Tensor | None = None) -> paddle.Tensor:
+    """Gather the routed windows of every query window.
+
+    x: (..., N * p2, ...) with the window axis at ``axis``; r_idx: (N, p2, topk) indices into
+    each image's p2 windows. Returns x with the window axis replaced by N * p2 * topk rows, in
+    the order (image, query window, k), each scaled by ``r_weight`` (N, p2, topk) if given.
+    Only the routed rows are copied: memory and time grow with topk, never with p2 (the
+    official code expands to (N, p2, p2, w2, c) first).
+    """
+    n, p2, topk = r_idx.shape
+    offset = (paddle.arange(n, dtype=r_idx.dtype) * p2).reshape([n, 1, 1])
+    out = paddle.gather(x, (r_idx + offset).reshape([-1]), axis=axis)
+    if r_weight is not None:
+        shape = [1] * out.ndim
+        shape[axis] = n * p2 * topk
+        out = out * r_weight.reshape(shape)
+    return out
+
+
+def attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor, scale: float,
+              return_weights: bool = False):
+    """softmax(q k^T * scale) v over the last two axes.
+
+    q: (..., Lq, c), k: (..., Lk, c), v: (..., Lk, cv) -> (..., Lq, cv)
+    (and the (..., Lq, Lk) weights when ``return_weights``).
+    """
+    batch = math.prod(q.shape[:-2])
+    lq, c = q.shape[-2:]
+    lk, cv = v.shape[-2:]
+    _flops.add(batch * lq * lk * (c + cv))
+    attn = paddle.matmul(q * scale, k, transpose_y=True)
+    attn = F.softmax(attn, axis=-1)
+    out = paddle.matmul(attn, v)
+    return (out, attn) if return_weights else out
+
+
+def depthwise_conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor | None,
+                          padding: int) -> paddle.Tensor:
+    """Depthwise 2-D convolution (stride 1) of an NHWC tensor.
+
+    x: (N, H, W, C); weight: (C, 1, k, k) (Paddle/PyTorch Conv2D layout); bias: (C,) or None.
+    """
+    c = x.shape[-1]
+    k = weight.shape[-1]
+    _flops.add(math.prod(x.shape[:-1]) * c * k * k)
+    return F.conv2d(x, weight, bias, padding=padding, groups=c, data_format="NHWC")
