@@ -1,7 +1,8 @@
-"""Counting FLOPs (multiply-accumulates, the convention of the BiFormer paper and fvcore).
+"""Counting FLOPs with fvcore's conventions (the BiFormer paper's figures come from fvcore).
 
-Linear and Conv2D layers are counted by forward hooks; attention products and the depthwise
-convolutions that the attention layers run functionally report themselves through :func:`add`.
+A multiply-accumulate counts as one FLOP; LayerNorm as 5 per element, BatchNorm (eval) as 2.
+Linear, Conv2D and norm layers are counted by forward hooks; attention products and the NHWC
+depthwise convolutions report themselves through :func:`add`.
 """
 from __future__ import annotations
 
@@ -43,14 +44,24 @@ def _conv_hook(layer, inputs, output):
     add(output.shape[0] * math.prod(spatial) * w.shape[0] * w.shape[1] * w.shape[2] * w.shape[3])
 
 
+def _norm_hook(per_element):
+    def hook(layer, inputs, output):
+        add(math.prod(output.shape) * per_element)
+    return hook
+
+
 def count_flops(model: nn.Layer, input_shape=(1, 3, 224, 224)) -> int:
     """Multiply-accumulates of one eval-mode forward pass of ``model`` on ``input_shape``."""
     hooks = []
     for layer in model.sublayers(include_self=True):
         if isinstance(layer, nn.Linear):
             hooks.append(layer.register_forward_post_hook(_linear_hook))
-        elif isinstance(layer, nn.Conv2D):
+        elif isinstance(layer, nn.Conv2D) and not getattr(layer, "counts_own_flops", False):
             hooks.append(layer.register_forward_post_hook(_conv_hook))
+        elif isinstance(layer, nn.LayerNorm):
+            hooks.append(layer.register_forward_post_hook(_norm_hook(5)))
+        elif isinstance(layer, (nn.BatchNorm2D, nn.BatchNorm)):
+            hooks.append(layer.register_forward_post_hook(_norm_hook(2)))
     was_training = model.training
     model.eval()
     try:

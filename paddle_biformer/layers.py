@@ -55,6 +55,8 @@ class DepthwiseConvNHWC(nn.Conv2D):
     """Depthwise convolution (stride 1, 'same' padding) applied to NHWC tensors: BiFormer's LePE
     and the conv of ``DWConv``. Parameters are a Conv2D's: weight (C, 1, k, k), bias (C,)."""
 
+    counts_own_flops = True  # depthwise_conv2d_nhwc reports them
+
     def __init__(self, dim: int, kernel_size: int, padding: int | None = None):
         padding = kernel_size // 2 if padding is None else padding
         super().__init__(dim, dim, kernel_size, stride=1, padding=padding, groups=dim)
