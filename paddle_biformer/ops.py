@@ -49,7 +49,17 @@ def gather_windows(x: paddle.Tensor, r_idx: paddle.Tensor, axis: int = 0,
     """
     n, p2, topk = r_idx.shape
     offset = (paddle.arange(n, dtype=r_idx.dtype) * p2).reshape([n, 1, 1])
-    out = paddle.gather(x, (r_idx + offset).reshape([-1]), axis=axis)
+    index = (r_idx + offset).reshape([-1])
+    if axis == 0:
+        out = paddle.gather(x, index)
+    elif axis == 1:
+        # fold axis 0 into the index: Paddle 2.6's gather backward is wrong for axis != 0
+        b, rows = x.shape[0], x.shape[1]
+        lead = (paddle.arange(b, dtype=index.dtype) * rows).reshape([b, 1])
+        out = paddle.gather(x.reshape([b * rows] + x.shape[2:]), (lead + index).reshape([-1]))
+        out = out.reshape([b, n * p2 * topk] + x.shape[2:])
+    else:
+        raise ValueError(f"gather_windows supports axis 0 or 1, got {axis}")
     if r_weight is not None:
         shape = [1] * out.ndim
         shape[axis] = n * p2 * topk
