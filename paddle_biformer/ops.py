@@ -12,6 +12,8 @@ import paddle
 import paddle.nn.functional as F
 
 from . import flops as _flops
+from ._ext import cpu_kernels
+from .runtime import num_threads
 
 __all__ = [
     "attention",
@@ -84,13 +86,25 @@ def attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor, scale: float
     return (out, attn) if return_weights else out
 
 
+def _contiguous(x: paddle.Tensor) -> paddle.Tensor:
+    return x.contiguous() if hasattr(x, "is_contiguous") and not x.is_contiguous() else x
+
+
 def depthwise_conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor | None,
                           padding: int) -> paddle.Tensor:
     """Depthwise 2-D convolution (stride 1) of an NHWC tensor.
 
     x: (N, H, W, C); weight: (C, 1, k, k) (Paddle/PyTorch Conv2D layout); bias: (C,) or None.
+    Float32 on a CPU runs the C++ kernel of :mod:`paddle_biformer._ext` when it is available
+    (Paddle's CPU depthwise convolution is far slower); elsewhere Paddle's conv2d.
     """
     c = x.shape[-1]
     k = weight.shape[-1]
     _flops.add(math.prod(x.shape[:-1]) * c * k * k)
+    if x.place.is_cpu_place() and x.dtype == paddle.float32 and weight.dtype == paddle.float32:
+        ext = cpu_kernels()
+        if ext is not None:
+            w = weight.reshape([c, k * k]).transpose([1, 0]).reshape([k, k, c])
+            b = bias if bias is not None else paddle.zeros([c], dtype=x.dtype)
+            return ext.dwconv_nhwc(_contiguous(x), _contiguous(w), b, padding, num_threads())
     return F.conv2d(x, weight, bias, padding=padding, groups=c, data_format="NHWC")

@@ -17,7 +17,7 @@ import os
 
 import paddle
 
-__all__ = ["configure_cpu", "cpu_count"]
+__all__ = ["configure_cpu", "cpu_count", "num_threads"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -65,3 +65,8 @@ def configure_cpu(num_threads: int | None = None, tune_malloc: bool = True) -> d
     if tune_malloc and "malloc_tuned" not in _configured:
         _configured["malloc_tuned"] = _tune_glibc_malloc()
     return dict(_configured)
+
+
+def num_threads() -> int:
+    """Threads for our CPU kernels: as set by :func:`configure_cpu`, else all CPUs."""
+    return _configured.get("num_threads") or cpu_count()

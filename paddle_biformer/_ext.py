@@ -1,0 +1,74 @@
+"""Optional C++ CPU kernels (paddle_biformer/csrc), compiled on first use and cached.
+
+Compiling takes ~15 s once per machine and Paddle version (cache: ``~/.cache/paddle_biformer``
+or ``$PADDLE_BIFORMER_EXT_DIR``). If there is no C++ compiler, or
+``PADDLE_BIFORMER_NO_EXT=1`` is set, the model falls back to Paddle's own kernels: the same
+results, slower on a CPU. GPUs never use these kernels.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import warnings
+
+import paddle
+
+logger = logging.getLogger("paddle_biformer")
+_SOURCES = [os.path.join(os.path.dirname(__file__), "csrc", "dwconv_nhwc.cc")]
+_state: dict = {}
+
+
+def _build_dir() -> str:
+    digest = hashlib.sha1()
+    for src in _SOURCES:
+        with open(src, "rb") as f:
+            digest.update(f.read())
+    digest.update(paddle.__version__.encode())
+    root = os.environ.get("PADDLE_BIFORMER_EXT_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "paddle_biformer")
+    return os.path.join(root, f"ext_{digest.hexdigest()[:12]}")
+
+
+@contextlib.contextmanager
+def _file_lock(path: str):
+    """Serialise compilation between processes (data-parallel workers start together)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock, compile races are then possible but harmless
+        yield
+        return
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def cpu_kernels():
+    """The compiled module (with ``dwconv_nhwc``), or None when unavailable."""
+    if "module" in _state:
+        return _state["module"]
+    module = None
+    if os.environ.get("PADDLE_BIFORMER_NO_EXT", "0") not in ("", "0"):
+        _state["module"] = None
+        return None
+    try:
+        from paddle.utils.cpp_extension import load
+
+        build = _build_dir()
+        os.makedirs(build, exist_ok=True)
+        with _file_lock(os.path.join(build, ".lock")), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module = load(name="paddle_biformer_cpu", sources=_SOURCES, build_directory=build,
+                          extra_cxx_cflags=["-O3", "-march=native", "-fopenmp"],
+                          extra_ldflags=["-fopenmp"], verbose=False)
+    except Exception as e:  # no compiler, unsupported platform, ...
+        logger.warning("paddle_biformer: C++ CPU kernels unavailable (%s: %s); using Paddle's "
+                       "kernels (same results, slower on CPU). Set PADDLE_BIFORMER_NO_EXT=1 to "
+                       "silence this.", type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+        module = None
+    _state["module"] = module
+    return module

@@ -1,0 +1,373 @@
+"""Fuzz paddle_biformer against the official PyTorch BiFormer on random configurations.
+
+    python tools/parity_fuzz.py make --torch-ref /path/to/BiFormer --out DIR --n 300 --seed 0  # torch
+    python tools/parity_fuzz.py check DIR                                                      # paddle
+    python tools/parity_fuzz.py run --torch-ref /path/to/BiFormer --n 300 --seed 0             # both
+
+`make` writes DIR/modules.json and DIR/modules.npz in the format of the official-reference
+fixtures (shared/fixtures/biformer_official/README.md): per case `name`, `kind` (bra, attention,
+attention_lepe, block, biformer), official constructor `kwargs`, `input_shape`, `layout`, and
+under `<name>/`: input, output (biformer: logits), cotangent, grad.input, grad.<param>,
+param.<state dict entry>; bra cases also hold r_weight, r_idx and attn (ret_attn_mask=True).
+Everything is float32 in eval mode; parameters are perturbed randomly and BatchNorm gets random
+running statistics, so no layer is an identity. Configurations the official code rejects are
+skipped and counted. `check` passes a case when, for the output, the routing results and every
+gradient of sum(output * cotangent), max|ours - ref| <= 1e-4 * max(1, max|ref|) (r_idx: exact).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+TOL = 1e-4
+KV_MODES = ["identity", "ada_avgpool", "ada_maxpool", "avgpool", "maxpool"]
+# kinds in turn, so that every kind appears even in a short run
+KIND_CYCLE = ["bra", "block", "bra", "biformer", "attention", "bra", "block", "attention_lepe",
+              "bra", "block"]
+LAYOUT = {"bra": "NHWC", "attention": "NHWC", "attention_lepe": "NHWC", "block": "NCHW",
+          "biformer": "NCHW"}
+
+
+# ----------------------------------------------------------------------------- configurations
+def routing_options(r, kw):
+    """Routing flags: mostly valid combinations, sometimes ones the official code rejects."""
+    param, diff, soft = r.choice([(False, False, False)] * 6 + [(False, False, True),
+                                 (False, True, True), (True, True, True), (True, True, True),
+                                 (False, True, False), (True, False, False)])
+    kw.update(param_routing=param, diff_routing=diff, soft_routing=soft)
+
+
+def kv_downsample_options(r, kw):
+    """kv_downsample_mode and its argument (kv_per_win or kv_downsample_ratio)."""
+    mode = kw["kv_downsample_mode"] = r.choice(KV_MODES)
+    if mode.startswith("ada_"):
+        kw["kv_per_win"] = r.randint(1, 3)
+    elif mode != "identity":
+        kw["kv_downsample_ratio"] = r.choice([1, 2, 2, 3])
+
+
+def gen_bra(r, small):
+    """BiLevelRoutingAttention kwargs and NHWC input shape."""
+    n_win = r.randint(1, 4 if small else 8)
+    heads = r.choice([1, 2, 4, 8] if not small else [1, 2, 4])
+    dim = heads * r.choice([2, 4, 8] if small else [2, 4, 8, 16])
+    qk_dim = r.choice([None, dim, heads * r.choice([1, 2, 4, 8])])
+    topk_max = n_win * n_win + (1 if r.random() < 0.03 else 0)  # n_win^2 + 1: rejected officially
+    kw = dict(dim=dim, num_heads=heads, n_win=n_win, qk_dim=qk_dim, topk=r.randint(1, topk_max),
+              param_attention=r.choice(["qkvo", "qkv"]),
+              side_dwconv=r.choice([0, 3, 5, 7] * 8 + [2]))  # even kernels: rejected officially
+    if r.random() < 0.3:
+        kw["qk_scale"] = round(r.uniform(0.05, 0.6), 4)
+    kv_downsample_options(r, kw)
+    routing_options(r, kw)
+    wh, ww = r.randint(1, 3 if small else 4), r.randint(1, 3 if small else 4)
+    ratio = kw.get("kv_downsample_ratio", 1)
+    if r.random() < 0.8:  # pooling windows of at least `ratio` (smaller ones are rejected)
+        wh, ww = max(wh, ratio), max(ww, ratio)
+    h, w = n_win * wh, n_win * ww
+    if r.random() < 0.35:
+        kw["auto_pad"] = True
+        h, w = r.randint(1, h + n_win - 1), r.randint(1, w + n_win - 1)
+    return kw, [r.randint(1, 2 if small else 3), h, w, dim]
+
+
+def gen_attention(r, small, lepe):
+    """Attention / AttentionLePE kwargs and NHWC input shape."""
+    heads = r.choice([1, 2, 4, 8])
+    kw = dict(dim=heads * r.choice([2, 4, 8]), num_heads=heads, qkv_bias=r.random() < 0.5)
+    if r.random() < 0.3:
+        kw["qk_scale"] = round(r.uniform(0.05, 0.6), 4)
+    if r.random() < 0.2:
+        kw.update(attn_drop=0.1, proj_drop=0.1)  # eval mode: must have no effect
+    if lepe:
+        kw["side_dwconv"] = r.choice([0, 3, 5, 7])
+    return kw, [r.randint(1, 2 if small else 3), r.randint(1, 6 if small else 9),
+                r.randint(1, 6 if small else 9), kw["dim"]]
+
+
+def gen_block(r, small):
+    """Block kwargs and NCHW input shape; topk > 0 uses a random BRA configuration."""
+    kw, (n, h, w, dim) = gen_bra(r, small)
+    kw["topk"] = r.choice([kw["topk"]] * 5 + [0, -1, -2])
+    if kw["topk"] <= 0:  # topk -1/-2: the official attention has 8 heads
+        kw["dim"] = dim = r.choice([8, 16, 24, 32]) if kw["topk"] < 0 else dim
+        h, w = r.randint(1, 8), r.randint(1, 8)
+    if dim < 8:  # LayerNorm over < 8 channels is too ill-conditioned for a 1e-4 float32 check
+        kw["dim"] = dim = 8 * kw["num_heads"]
+    kw.update(mlp_ratio=r.choice([2, 3, 4, 2.5]), mlp_dwconv=r.random() < 0.4,
+              before_attn_dwconv=r.choice([3, 3, 3, 0, 5]),  # 5: rejected (official padding=1)
+              pre_norm=r.random() < 0.7,
+              layer_scale_init_value=r.choice([-1, -1, 0.5, 1e-2]))
+    if r.random() < 0.15:
+        kw["drop_path"] = 0.2  # eval mode: must have no effect
+    return kw, [n, dim, h, w]
+
+
+def gen_biformer(r, small):
+    """A tiny BiFormer: kwargs and NCHW image shape the official code accepts (mostly)."""
+    n_win = r.randint(1, 3 if small else 4)
+    head_dim = r.choice([8, 16])
+    dims = [16, 24, 32] if small else [16, 24, 32, 48, 64]
+    embed = [r.choice([d for d in dims if d % head_dim == 0]) for _ in range(4)]
+    depth = [r.choice([1] * 6 + [0, 2]) for _ in range(4)]
+    topks = [r.choice(list(range(1, n_win * n_win + 1)) * 2 + [0, -1, -2]) for _ in range(4)]
+    kw = dict(depth=depth, in_chans=r.choice([1, 3, 4]), num_classes=r.randint(2, 10),
+              embed_dim=embed, head_dim=head_dim, n_win=n_win, topks=topks,
+              qk_dims=[head_dim * r.choice([k for k in range(1, e // head_dim + 1) if e % k == 0])
+                       for e in embed],
+              kv_per_wins=[r.randint(1, 2) for _ in range(4)],
+              kv_downsample_ratios=[r.randint(1, 2) for _ in range(4)],
+              mlp_ratios=[r.choice([2, 3, 4]) for _ in range(4)],
+              side_dwconv=r.choice([0, 3, 5]), before_attn_dwconv=r.choice([3, 3, 0]),
+              layer_scale_init_value=r.choice([-1, -1, 0.5]), pre_norm=r.random() < 0.7,
+              mlp_dwconv=r.random() < 0.4, param_attention=r.choice(["qkvo", "qkv"]),
+              kv_downsample_mode=r.choice(KV_MODES), auto_pad=r.random() < 0.4)
+    routing_options(r, kw)
+    if r.random() < 0.3:
+        kw["qk_scale"] = round(r.uniform(0.05, 0.6), 4)
+    if r.random() < 0.2:
+        kw.update(drop_path_rate=0.1, use_checkpoint_stages=[0, 2])  # no effect in eval mode
+    if kw["auto_pad"]:
+        h, w = r.randint(9, 72), r.randint(9, 72)
+    else:  # feature maps of routing stages must be multiples of n_win
+        last = max([i for i in range(4) if topks[i] > 0 and depth[i]], default=-1)
+        unit = 2 ** (last + 2) * n_win if last >= 0 else 4
+        top = max(1, (64 if small else 128) // unit)
+        h, w = unit * r.randint(1, top), unit * r.randint(1, top)
+    return kw, [r.randint(1, 2), kw["in_chans"], h, w]
+
+
+def attn_elems(kind, kw, shape):
+    """Rough size of the largest intermediate (BRA attention matrix, or input)."""
+    numel = int(np.prod(shape))
+    if kind not in ("bra", "block") or kw["topk"] <= 0:
+        return numel * (shape[1] * shape[2] if kind.startswith("attention") else 1)
+    n, h, w = (shape[0], shape[1], shape[2]) if kind == "bra" else (shape[0], shape[2], shape[3])
+    nw = kw["n_win"]
+    wh, ww = -(-h // nw), -(-w // nw)
+    mode = kw["kv_downsample_mode"]
+    kv = kw["kv_per_win"] ** 2 if mode.startswith("ada_") else \
+        wh * ww // (kw["kv_downsample_ratio"] ** 2 if mode != "identity" else 1)
+    return n * kw["num_heads"] * nw * nw * wh * ww * kw["topk"] * max(kv, 1)
+
+
+def gen_case(kind, r, small):
+    """kwargs and input shape for `kind`, redrawn until its attention matrix is moderate."""
+    cap = 40_000 if small else 400_000
+    gen = {"bra": gen_bra, "block": gen_block, "biformer": gen_biformer,
+           "attention": lambda r, s: gen_attention(r, s, False),
+           "attention_lepe": lambda r, s: gen_attention(r, s, True)}[kind]
+    while True:
+        kw, shape = gen(r, small)
+        if kind == "biformer" or attn_elems(kind, kw, shape) <= cap:
+            return kw, shape
+
+
+# ----------------------------------------------------------------------------- torch side
+def randomize_(model, torch, gen):
+    """Perturb every parameter; give BatchNorm random running statistics."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=gen))
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=gen))
+                m.running_var.copy_(0.5 + torch.rand(m.running_var.shape, generator=gen))
+
+
+def run_official(ref, torch, case, seed):
+    """Build the official layer for `case`, run forward + backward; the arrays to store."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    cls = {"bra": ref.BiLevelRoutingAttention, "attention": ref.Attention,
+           "attention_lepe": ref.AttentionLePE, "block": ref.Block, "biformer": ref.BiFormer}
+    model = cls[case["kind"]](**case["kwargs"]).float().eval()
+    randomize_(model, torch, gen)
+    x = torch.randn(case["input_shape"], generator=gen).requires_grad_(True)
+    arrays = {"input": x.detach().numpy().copy()}
+    if case["kind"] == "bra":
+        out, r_weight, r_idx, attn = model(x, ret_attn_mask=True)
+        arrays.update(r_weight=r_weight.detach().numpy(), r_idx=r_idx.numpy(),
+                      attn=attn.detach().numpy())
+    else:
+        out = model(x)
+    cot = torch.randn(out.shape, generator=gen)
+    (out * cot).sum().backward()
+    arrays.update(output=out.detach().numpy(), cotangent=cot.numpy(), **{"grad.input": x.grad.numpy()})
+    for k, p in model.named_parameters():
+        arrays["grad." + k] = (p.grad if p.grad is not None else torch.zeros_like(p)).numpy()
+    for k, v in model.state_dict().items():
+        arrays["param." + k] = v.detach().numpy()
+    for k, v in arrays.items():
+        if not np.isfinite(v).all():
+            raise FloatingPointError(f"non-finite {k}")
+    return arrays
+
+
+def make(torch_ref, out_dir, n, seed, small=False, quiet=False):
+    """Write n cases that the official code accepts to out_dir; returns the skip counts."""
+    import torch
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from official_ref import load_official
+    ref = load_official(torch_ref)
+    cases, arrays, skipped, attempt = [], {}, collections.Counter(), 0
+    while len(cases) < n:
+        kind = KIND_CYCLE[len(cases) % len(KIND_CYCLE)]
+        case_seed = seed * 1_000_003 + attempt
+        attempt += 1
+        kw, shape = gen_case(kind, random.Random(case_seed), small)
+        case = dict(name=f"{len(cases):04d}_{kind}", kind=kind, kwargs=kw, input_shape=shape,
+                    layout=LAYOUT[kind])
+        try:
+            result = run_official(ref, torch, case, case_seed)
+        except Exception as e:  # the official code rejects this configuration
+            skipped[f"{kind}: {type(e).__name__}"] += 1
+            continue
+        cases.append(case)
+        arrays.update({f"{case['name']}/{k}": v for k, v in result.items()})
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "modules.json"), "w") as f:
+        json.dump(cases, f, indent=1)
+    np.savez_compressed(os.path.join(out_dir, "modules.npz"), **arrays)
+    if not quiet:
+        print(f"made {len(cases)} cases in {out_dir}; skipped {sum(skipped.values())} "
+              f"configurations the official code rejects: {dict(skipped)}")
+    return skipped
+
+
+# ----------------------------------------------------------------------------- paddle side
+def rel_err(ours, ref):
+    """max|ours - ref| / max(1, max|ref|)."""
+    ref = np.asarray(ref, np.float64)
+    if np.shape(ours) != ref.shape:
+        return float("inf")
+    scale = max(1.0, float(np.abs(ref).max(initial=0.0)))
+    return float(np.abs(np.asarray(ours, np.float64) - ref).max(initial=0.0)) / scale
+
+
+def routing_mismatches(router, inputs, ours, ref):
+    """Number of routed windows that differ from the reference, not counting ties: a window
+    chosen instead of another one of equal routing logit (e.g. two all-padding windows)."""
+    import paddle
+    if ours.shape != ref.shape:
+        return float("inf")
+    with paddle.no_grad():
+        query, key = (router.emb(t) for t in inputs)
+        logit = paddle.matmul(query * router.scale, key, transpose_y=True).numpy()
+    tie_tol = 1e-6 * max(1.0, float(np.abs(logit).max()))
+    differ = (ours != ref) & (np.abs(np.take_along_axis(logit, ours, -1)
+                                     - np.take_along_axis(logit, ref, -1)) > tie_tol)
+    return float(differ.sum())
+
+
+def check_case(case, data):
+    """Errors of our layer against one stored case: {quantity: relative error}."""
+    import paddle
+    import paddle_biformer as pb
+    cls = {"bra": pb.BiLevelRoutingAttention, "attention": pb.Attention,
+           "attention_lepe": pb.AttentionLePE, "block": pb.Block, "biformer": pb.BiFormer}
+    get = lambda key: data[f"{case['name']}/{key}"]  # noqa: E731
+    stored = {k.split("/", 1)[1]: k for k in data.files if k.startswith(case["name"] + "/")}
+    model = cls[case["kind"]](**case["kwargs"])
+    model.eval()
+    state = pb.convert_state_dict({k[6:]: get(k) for k in stored if k.startswith("param.")})
+    ours = set(model.state_dict())
+    if ours != set(state):
+        return {f"state dict: missing {sorted(ours - set(state))}, "
+                f"unexpected {sorted(set(state) - ours)}": float("inf")}
+    model.set_state_dict(state)
+    x = paddle.to_tensor(get("input"))
+    x.stop_gradient = False
+    errors = {}
+    if case["kind"] == "bra":
+        routed = []  # the router's inputs, to tell ties apart from real routing differences
+        hook = model.router.register_forward_pre_hook(lambda layer, inputs: routed.append(inputs))
+        out, r_weight, r_idx, attn = model(x, ret_attn_mask=True)
+        hook.remove()
+        errors["r_weight"] = rel_err(r_weight.numpy(), get("r_weight"))
+        errors["r_idx"] = routing_mismatches(model.router, routed[0], r_idx.numpy(), get("r_idx"))
+        errors["attn"] = rel_err(attn.numpy(), get("attn"))
+    else:
+        out = model(x)
+    errors["output"] = rel_err(out.numpy(), get("output"))
+    (out * paddle.to_tensor(get("cotangent"))).sum().backward()
+    errors["grad.input"] = rel_err(x.grad.numpy(), get("grad.input"))
+    grads = {k: (p.grad.numpy() if p.grad is not None else np.zeros(p.shape, "float32"))
+             for k, p in model.named_parameters() if not p.stop_gradient}  # not BN statistics
+    ref_grads = pb.convert_state_dict({k[5:]: get(k) for k in stored
+                                       if k.startswith("grad.") and k != "grad.input"})
+    if set(grads) != set(ref_grads):
+        errors[f"gradient names differ: {sorted(set(grads) ^ set(ref_grads))}"] = float("inf")
+    for k in set(grads) & set(ref_grads):
+        errors["grad." + k] = rel_err(grads[k], ref_grads[k])
+    return errors
+
+
+def check(case_dir, verbose=True):
+    """Check every case in case_dir; print one line each and a summary; True if all pass."""
+    import paddle
+    with open(os.path.join(case_dir, "modules.json")) as f:
+        cases = json.load(f)
+    data = np.load(os.path.join(case_dir, "modules.npz"))
+    failed, worst, t0 = [], 0.0, time.time()
+    for case in cases:
+        try:
+            errors = check_case(case, data)
+        except Exception as e:  # our layer rejects or crashes on a configuration the official runs
+            errors = {f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}": float("inf")}
+        bad = {k: v for k, v in errors.items() if (v > 0 if k == "r_idx" else v > TOL)}
+        values = [v for k, v in errors.items() if k != "r_idx"]
+        worst = max([worst] + values)
+        if bad:
+            failed.append(case["name"])
+        if verbose or bad:
+            out_err = errors.get("output", float("nan"))
+            grad_err = max([v for k, v in errors.items() if k.startswith("grad.")], default=float("nan"))
+            status = "OK" if not bad else "FAIL " + ", ".join(f"{k}={v:.2e}" for k, v in sorted(bad.items()))
+            print(f"{case['name']:22s} out {out_err:.1e} grad {grad_err:.1e}  {status}"
+                  + (f"\n    kwargs={json.dumps(case['kwargs'])} input_shape={case['input_shape']}" if bad else ""))
+    print(f"paddle {paddle.__version__}: {len(cases)} cases, {len(cases) - len(failed)} passed, "
+          f"{len(failed)} failed; worst relative error {worst:.2e} (tolerance {TOL:g}); "
+          f"{time.time() - t0:.0f}s")
+    if failed:
+        print("failed: " + " ".join(failed))
+    return not failed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for name in ("make", "run"):
+        p = sub.add_parser(name, help="build random cases with the official code"
+                           + (" and check them" if name == "run" else ""))
+        p.add_argument("--torch-ref", required=True, help="folder of the official BiFormer clone")
+        p.add_argument("--out", required=(name == "make"), help="folder for modules.json/.npz")
+        p.add_argument("--n", type=int, default=100, help="number of cases (default 100)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--small", action="store_true", help="smaller shapes (for test fixtures)")
+    p = sub.add_parser("check", help="compare our layers with the cases in a folder")
+    p.add_argument("dir")
+    p.add_argument("--quiet", action="store_true", help="print only failures and the summary")
+    args = parser.parse_args(argv)
+    if args.cmd == "make":
+        make(args.torch_ref, args.out, args.n, args.seed, args.small)
+        return 0
+    if args.cmd == "check":
+        return 0 if check(args.dir, verbose=not args.quiet) else 1
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or tmp
+        make(args.torch_ref, out, args.n, args.seed, args.small)
+        return 0 if check(out) else 1
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.exit(main())
