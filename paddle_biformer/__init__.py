@@ -7,5 +7,5 @@ from .runtime import configure_cpu
 __version__ = "0.1.0"
 from .checkpoint import load_pretrained
 from .convert import convert_state_dict
-from .flops import count_flops
+from .flops import count_flops, count_params
 from .registry import create_model, list_models, register_model

@@ -56,12 +56,12 @@ def cpu_kernels():
         _state["module"] = None
         return None
     try:
-        from paddle.utils.cpp_extension import load
-
         build = _build_dir()
         os.makedirs(build, exist_ok=True)
         with _file_lock(os.path.join(build, ".lock")), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore")  # e.g. "No ccache found"
+            from paddle.utils.cpp_extension import load
+
             module = load(name="paddle_biformer_cpu", sources=_SOURCES, build_directory=build,
                           extra_cxx_cflags=["-O3", "-march=native", "-fopenmp"],
                           extra_ldflags=["-fopenmp"], verbose=False)

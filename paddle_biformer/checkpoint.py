@@ -116,6 +116,7 @@ def load_pretrained(model: paddle.nn.Layer, weights, source: str | None = None) 
                        "backbone and re-initialised the classifier (train it before use)",
                        source, ckpt_classes, getattr(model, "num_classes", -1))
         state = {k: v for k, v in state.items() if k not in HEAD_KEYS}
+        state.update({k: model_state[k].numpy() for k in HEAD_KEYS if k in model_state})
     elif missing or unexpected or mismatched:
         lines = [f"the weights in {source} do not fit this model:"]
         for title, items in (("missing in the checkpoint", missing),

@@ -12,7 +12,7 @@ import math
 import paddle
 import paddle.nn as nn
 
-__all__ = ["add", "counting", "count_flops"]
+__all__ = ["add", "counting", "count_flops", "count_params"]
 
 _counter: list[int] | None = None
 
@@ -72,3 +72,9 @@ def count_flops(model: nn.Layer, input_shape=(1, 3, 224, 224)) -> int:
             h.remove()
         model.train(was_training)
     return total[0]
+
+
+def count_params(model: nn.Layer) -> int:
+    """Trainable parameters (Paddle lists BatchNorm running statistics as parameters; PyTorch
+    and the paper do not count them)."""
+    return sum(math.prod(p.shape) for p in model.parameters() if not p.stop_gradient)
