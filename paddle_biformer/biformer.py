@@ -239,17 +239,21 @@ class BiFormer(nn.Layer):
         """Raise a ValueError naming the fix if an h x w image cannot pass through the model."""
         if self.auto_pad:
             return
+        routed = [i for i in range(4) if self.topks[i] > 0 and len(self.stages[i])]
+        if not routed:
+            return
+        unit = 2 ** (routed[-1] + 2) * self.n_win  # every routing stage's map must split in n_win
         size = (h, w)
         for i in range(4):
             size = tuple((s + 1) // 2 for s in size) if i else tuple((s + 3) // 4 for s in size)
-            if self.topks[i] > 0 and len(self.stages[i]) and (size[0] % self.n_win or size[1] % self.n_win):
-                unit = 2 ** (i + 2) * self.n_win
+            if i in routed and (size[0] % self.n_win or size[1] % self.n_win):
+                near = lambda s, u: max(u, round(s / u) * u)  # noqa: E731
                 raise ValueError(
                     f"Input {h}x{w} gives a {size[0]}x{size[1]} feature map in stage {i}, which "
-                    f"n_win={self.n_win} does not divide. Resize images to a multiple of {unit} "
-                    f"(e.g. {unit * max(1, round(h / unit))}x{unit * max(1, round(w / unit))}), "
-                    f"build the model for your size (create_model(..., img_size={h})), or pass "
-                    "auto_pad=True.")
+                    f"n_win={self.n_win} does not divide. This model takes sizes that are "
+                    f"multiples of {unit} (e.g. {near(h, unit)}x{near(w, unit)}): resize the "
+                    f"images, build the model for your size with create_model(name, img_size=S) "
+                    f"(S a multiple of 32, e.g. {near(h, 32)}), or pass auto_pad=True.")
 
     def forward_stages(self, x):
         """x: (N, 3, H, W) -> the 4 NCHW feature maps after each stage (for dense tasks)."""
