@@ -1,0 +1,48 @@
+"""Set up paddle-biformer's dependencies:  python install.py [--dev]
+
+Installs requirements.txt (requirements-dev.txt with --dev, for the tests) with this Python's pip,
+and PaddlePaddle (CPU build) only if no Paddle is importable: an existing paddlepaddle-gpu (AI
+Studio, GPU servers) is never replaced. Set PADDLE_PACKAGE to choose another package or version,
+e.g. PADDLE_PACKAGE="paddlepaddle==2.6.2".
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def pip_install(*args):
+    cmd = [sys.executable, "-m", "pip", "install", *args]
+    print("+", " ".join(cmd), flush=True)
+    subprocess.check_call(cmd)
+
+
+def paddle_version():
+    """Version of the importable Paddle, or None. Run in a subprocess: a broken install must not
+    break this script."""
+    res = subprocess.run([sys.executable, "-c", "import paddle; print(paddle.__version__)"],
+                         capture_output=True, text=True)
+    return res.stdout.strip().splitlines()[-1] if res.returncode == 0 and res.stdout.strip() else None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dev", action="store_true", help="also install what the tests need")
+    args = parser.parse_args()
+    version = paddle_version()
+    if version:
+        print(f"PaddlePaddle {version} is installed: keeping it.")
+    else:
+        pip_install(os.environ.get("PADDLE_PACKAGE", "paddlepaddle>=2.6"))
+    pip_install("-r", os.path.join(HERE, "requirements-dev.txt" if args.dev else "requirements.txt"))
+    version = paddle_version()
+    if not version:
+        sys.exit("PaddlePaddle does not import after installation; see "
+                 "https://www.paddlepaddle.org.cn/install/quick")
+    print(f"ready: PaddlePaddle {version}")
+
+
+if __name__ == "__main__":
+    main()
