@@ -16,7 +16,8 @@ import warnings
 import paddle
 
 logger = logging.getLogger("paddle_biformer")
-_SOURCES = [os.path.join(os.path.dirname(__file__), "csrc", "dwconv_nhwc.cc")]
+_SOURCES = [os.path.join(os.path.dirname(__file__), "csrc", name)
+            for name in ("dwconv_nhwc.cc", "im2col_nhwc.cc")]
 _state: dict = {}
 
 
@@ -48,7 +49,7 @@ def _file_lock(path: str):
 
 
 def cpu_kernels():
-    """The compiled module (with ``dwconv_nhwc``), or None when unavailable."""
+    """The compiled module (``dwconv_nhwc``, ``im2col_nhwc``), or None when unavailable."""
     if "module" in _state:
         return _state["module"]
     module = None

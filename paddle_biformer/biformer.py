@@ -1,7 +1,9 @@
 """BiFormer blocks and model (official: models/biformer.py).
 
-Layouts as official: Block, stages and BiFormer take NCHW tensors. Inside a stage the blocks
-run on one NHWC tensor (``Block.forward_nhwc``), so a stage transposes twice, not every block.
+Layouts as official: ``Block`` and ``BiFormer`` take NCHW tensors, and ``forward_stages`` /
+``forward_features`` return NCHW maps. Inside, BiFormer runs channels-last (NHWC) from the stem
+to the classifier, so ``model.downsample_layers[i]`` and ``model.stages[i]`` take and return
+NHWC tensors; parameter names and shapes are the official ones.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import paddle
 import paddle.nn as nn
 
 from .bra import BiLevelRoutingAttention
-from .layers import Attention, AttentionLePE, DepthwiseConvNHWC, DropPath, DWConv, Rearrange
+from .layers import Attention, AttentionLePE, ConvNHWC, DepthwiseConvNHWC, DropPath, DWConv, Rearrange
 
 __all__ = ["Block", "BiFormerStage", "BiFormer"]
 
@@ -93,17 +95,12 @@ class Block(nn.Layer):
 
 
 class BiFormerStage(nn.Sequential):
-    """The blocks of one resolution; x: (N, C, H, W) -> (N, C, H, W)."""
+    """The blocks of one resolution, channels-last: x (N, H, W, C) -> (N, H, W, C)."""
 
-    def forward_nhwc(self, x):
+    def forward(self, x):
         for block in self:
             x = block.forward_nhwc(x)
         return x
-
-    def forward(self, x):
-        if len(self) == 0:
-            return x
-        return self.forward_nhwc(x.transpose([0, 2, 3, 1])).transpose([0, 3, 1, 2])
 
 
 def _torch_default_init(conv: nn.Conv2D) -> None:
@@ -150,17 +147,17 @@ class BiFormer(nn.Layer):
         self.topks = list(topks)
         self.use_checkpoint_stages = list(use_checkpoint_stages)
 
-        self.downsample_layers = nn.LayerList()
+        self.downsample_layers = nn.LayerList()  # channels-last convolutions and norms
         self.downsample_layers.append(nn.Sequential(
-            nn.Conv2D(in_chans, embed_dim[0] // 2, 3, stride=2, padding=1),
-            nn.BatchNorm2D(embed_dim[0] // 2),
+            ConvNHWC(in_chans, embed_dim[0] // 2, 3, stride=2, padding=1),
+            nn.BatchNorm2D(embed_dim[0] // 2, data_format="NHWC"),
             nn.GELU(),
-            nn.Conv2D(embed_dim[0] // 2, embed_dim[0], 3, stride=2, padding=1),
-            nn.BatchNorm2D(embed_dim[0])))
+            ConvNHWC(embed_dim[0] // 2, embed_dim[0], 3, stride=2, padding=1),
+            nn.BatchNorm2D(embed_dim[0], data_format="NHWC")))
         for i in range(3):
             self.downsample_layers.append(nn.Sequential(
-                nn.Conv2D(embed_dim[i], embed_dim[i + 1], 3, stride=2, padding=1),
-                nn.BatchNorm2D(embed_dim[i + 1])))
+                ConvNHWC(embed_dim[i], embed_dim[i + 1], 3, stride=2, padding=1),
+                nn.BatchNorm2D(embed_dim[i + 1], data_format="NHWC")))
 
         self.stages = nn.LayerList()
         nheads = [dim // head_dim for dim in qk_dims]
@@ -181,7 +178,7 @@ class BiFormer(nn.Layer):
                 for j in range(depth[i])]))
             cur += depth[i]
 
-        self.norm = nn.BatchNorm2D(embed_dim[-1])
+        self.norm = nn.BatchNorm2D(embed_dim[-1], data_format="NHWC")
         if representation_size:
             self.num_features = representation_size
             self.pre_logits = nn.Sequential(("fc", nn.Linear(embed_dim[-1], representation_size)),
@@ -227,7 +224,7 @@ class BiFormer(nn.Layer):
             nn.initializer.Constant(0.0)(self.head.bias)
 
     def _run_stage(self, i, x):
-        """x: (N, C, H, W) -> (N, C', H', W') through downsample layer i and stage i."""
+        """x: (N, H, W, C) -> (N, H', W', C') through downsample layer i and stage i."""
         x = self.downsample_layers[i](x)
         stage = self.stages[i]
         if i in self.use_checkpoint_stages and self.training and not x.stop_gradient:
@@ -255,24 +252,30 @@ class BiFormer(nn.Layer):
                     f"images, build the model for your size with create_model(name, img_size=S) "
                     f"(S a multiple of 32, e.g. {near(h, 32)}), or pass auto_pad=True.")
 
-    def forward_stages(self, x):
-        """x: (N, 3, H, W) -> the 4 NCHW feature maps after each stage (for dense tasks)."""
+    def _stages_nhwc(self, x):
+        """x: (N, 3, H, W) -> the 4 stage outputs, NHWC."""
         self.check_input_size(x.shape[2], x.shape[3])
+        x = x.transpose([0, 2, 3, 1])
         feats = []
         for i in range(4):
             x = self._run_stage(i, x)
             feats.append(x)
         return feats
 
+    def forward_stages(self, x):
+        """x: (N, 3, H, W) -> the 4 NCHW feature maps after each stage (for dense tasks)."""
+        return [f.transpose([0, 3, 1, 2]) for f in self._stages_nhwc(x)]
+
     def forward_features(self, x):
         """x: (N, 3, H, W) -> normalised last feature map (N, C, H/32, W/32)."""
-        return self.norm(self.forward_stages(x)[-1])
+        return self.norm(self._stages_nhwc(x)[-1]).transpose([0, 3, 1, 2])
 
-    def forward_head(self, x):
-        """x: (N, C, h, w) -> logits (N, num_classes)."""
-        x = x.flatten(2).mean(-1)
+    def forward_head(self, x, channels_last=False):
+        """Feature map (N, C, h, w), or (N, h, w, C) with channels_last -> (N, num_classes)."""
+        x = x.mean(axis=[1, 2] if channels_last else [2, 3])
         x = self.pre_logits(x)
         return self.head(self.head_drop(x))
 
     def forward(self, x):
-        return self.forward_head(self.forward_features(x))
+        """x: (N, 3, H, W) -> logits (N, num_classes)."""
+        return self.forward_head(self.norm(self._stages_nhwc(x)[-1]), channels_last=True)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import paddle
 import paddle.nn as nn
 
-from .ops import attention, depthwise_conv2d_nhwc
+from .ops import attention, conv2d_nhwc, depthwise_conv2d_nhwc
 
-__all__ = ["DropPath", "DWConv", "Attention", "AttentionLePE", "DepthwiseConvNHWC", "Rearrange"]
+__all__ = ["DropPath", "DWConv", "Attention", "AttentionLePE", "ConvNHWC", "DepthwiseConvNHWC",
+           "Rearrange"]
 
 
 class DropPath(nn.Layer):
@@ -49,6 +50,21 @@ class Rearrange(nn.Layer):
 
     def extra_repr(self):
         return f"perm={self.perm}"
+
+
+class ConvNHWC(nn.Conv2D):
+    """A Conv2D (same parameters, weight (Cout, Cin, k, k)) on NHWC tensors; fast on CPUs.
+
+    x: (N, H, W, Cin) -> (N, Ho, Wo, Cout).
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding,
+                         data_format="NHWC")
+        self.conv_stride, self.conv_padding = stride, padding
+
+    def forward(self, x):
+        return conv2d_nhwc(x, self.weight, self.bias, self.conv_stride, self.conv_padding)
 
 
 class DepthwiseConvNHWC(nn.Conv2D):

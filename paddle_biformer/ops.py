@@ -17,6 +17,7 @@ from .runtime import num_threads
 
 __all__ = [
     "attention",
+    "conv2d_nhwc",
     "depthwise_conv2d_nhwc",
     "gather_windows",
     "window_partition",
@@ -90,6 +91,26 @@ def _contiguous(x: paddle.Tensor) -> paddle.Tensor:
     return x.contiguous() if hasattr(x, "is_contiguous") and not x.is_contiguous() else x
 
 
+def _use_cpu_kernels(*tensors) -> bool:
+    return all(t.place.is_cpu_place() and t.dtype == paddle.float32 for t in tensors)
+
+
+def conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor | None,
+                stride: int, padding: int) -> paddle.Tensor:
+    """Dense 2-D convolution of an NHWC tensor with a square kernel.
+
+    x: (N, H, W, Cin); weight: (Cout, Cin, k, k); bias: (Cout,) -> (N, Ho, Wo, Cout).
+    Float32 on a CPU: C++ im2col + one matrix product; elsewhere Paddle's conv2d.
+    """
+    ext = cpu_kernels() if _use_cpu_kernels(x, weight) else None
+    if ext is None:
+        return F.conv2d(x, weight, bias, stride=stride, padding=padding, data_format="NHWC")
+    cout, cin, k, _ = weight.shape
+    cols = ext.im2col_nhwc(_contiguous(x), k, stride, padding, num_threads())
+    out = paddle.matmul(cols, weight.transpose([2, 3, 1, 0]).reshape([k * k * cin, cout]))
+    return out + bias if bias is not None else out
+
+
 def depthwise_conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor | None,
                           padding: int) -> paddle.Tensor:
     """Depthwise 2-D convolution (stride 1) of an NHWC tensor.
@@ -101,7 +122,7 @@ def depthwise_conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.
     c = x.shape[-1]
     k = weight.shape[-1]
     _flops.add(math.prod(x.shape[:-1]) * c * k * k)
-    if x.place.is_cpu_place() and x.dtype == paddle.float32 and weight.dtype == paddle.float32:
+    if _use_cpu_kernels(x, weight):
         ext = cpu_kernels()
         if ext is not None:
             w = weight.reshape([c, k * k]).transpose([1, 0]).reshape([k, k, c])

@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 
 from paddle_biformer._ext import cpu_kernels
-from paddle_biformer.ops import depthwise_conv2d_nhwc, gather_windows
+from paddle_biformer.ops import conv2d_nhwc, depthwise_conv2d_nhwc, gather_windows
 
 
 @pytest.mark.parametrize("shape,k", [((2, 9, 11, 16), 3), ((1, 14, 14, 37), 5), ((3, 5, 6, 8), 7),
@@ -30,6 +30,24 @@ def test_depthwise_conv_matches_paddle_conv(shape, k):
             t.stop_gradient = False
         out = fn(xs, ws, bs)
         (out * g).sum().backward()
+        results.append([out.numpy(), xs.grad.numpy(), ws.grad.numpy(), bs.grad.numpy()])
+    for ours, ref in zip(*results):
+        np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape,cout,k,stride,pad", [((2, 9, 11, 3), 8, 3, 2, 1), ((1, 8, 8, 16), 32, 3, 2, 1),
+                                                    ((2, 7, 6, 5), 4, 3, 1, 1), ((1, 10, 9, 4), 6, 5, 3, 2)])
+def test_dense_conv_matches_paddle_conv(shape, cout, k, stride, pad):
+    """im2col + matmul convolution: forward and gradients against Paddle's conv2d."""
+    x, w, b = paddle.randn(shape), paddle.randn([cout, shape[-1], k, k]) * 0.2, paddle.randn([cout])
+    results = []
+    for fn in (lambda x, w, b: conv2d_nhwc(x, w, b, stride, pad),
+               lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=pad, data_format="NHWC")):
+        xs, ws, bs = (t.detach() for t in (x, w, b))
+        for t in (xs, ws, bs):
+            t.stop_gradient = False
+        out = fn(xs, ws, bs)
+        (out * paddle.ones_like(out).cumsum(-1)).sum().backward()
         results.append([out.numpy(), xs.grad.numpy(), ws.grad.numpy(), bs.grad.numpy()])
     for ours, ref in zip(*results):
         np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
