@@ -235,6 +235,18 @@ def check_torch_ref(path: str):
                  "git clone https://github.com/rayleizhu/BiFormer and pass its path.")
 
 
+def load_warning(seconds: float = 1.0) -> str:
+    """A warning line if other processes keep the CPUs busy now (from /proc/stat over ``seconds``)."""
+    def ticks():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    (t0, i0), _, (t1, i1) = ticks(), time.sleep(seconds), ticks()
+    busy = 1 - (i1 - i0) / max(1, t1 - t0)
+    return f"WARNING: CPUs {busy:.0%} busy with other work at start; timings are unreliable.\n" \
+        if busy > 0.2 else ""
+
+
 def fmt(value, spec=".1f"):
     return "n/a" if value is None else format(value, spec)
 
@@ -251,7 +263,7 @@ def bench_models(args) -> list:
     """
     from paddle_biformer.registry import model_config
 
-    rows = []
+    rows, warning = [], load_warning()
     for case in args.case:
         img_size, batch = (int(v) for v in case.split(":"))
         config = json.dumps(dict(model_config(args.arch, img_size), num_classes=args.num_classes))
@@ -269,7 +281,7 @@ def bench_models(args) -> list:
             rows.append({"case": f"{args.arch} {img_size}:{batch}", "metric": metric, "ours": ours,
                          "official": official, "ratio": better,
                          "raw": {"ours": res["paddle", mode], "official": res.get(("torch", mode))}})
-    print(f"\n{args.arch}, {args.threads} threads, {args.warmup} warm-up + {args.steps} timed steps; "
+    print(f"\n{warning}{args.arch}, {args.threads} threads, {args.warmup} warm-up + {args.steps} timed steps; "
           "img/s = batch / median step time; peak MiB = peak RSS over timed train steps - RSS "
           "before first step.\nratio > 1 means ours is better (img/s: ours/official; MiB: official/ours).\n")
     print(f"{'case':<22}{'metric':<17}{'ours':>10}{'official':>10}{'ratio':>8}")
@@ -280,9 +292,10 @@ def bench_models(args) -> list:
 
 def bench_gather(args) -> list:
     """Time the routed K/V gather variants; print the table; return rows for --json."""
+    warning = load_warning()
     ours = run_worker(args, "paddle")
     official = run_worker(args, "torch") if args.torch_ref else {}
-    print(f"\nrouted K/V gather, ms per call (median of {args.gather_reps}), {args.threads} threads; "
+    print(f"\n{warning}routed K/V gather, ms per call (median of {args.gather_reps}), {args.threads} threads; "
           "(a) seed port take_along_axis, (b) ours gather_windows, (c) official torch.gather;\n"
           "a/b, c/b > 1: ours faster; (a)==(b): identical values; (b)==(c): identical bytes\n")
     print(f"{'shape (n=8, p2=49)':<30}{'(a) seed':>10}{'(b) ours':>10}{'(c) torch':>10}{'a/b':>8}{'c/b':>8}"

@@ -34,7 +34,8 @@ class Block(nn.Layer):
                  before_attn_dwconv=3, pre_norm=True, auto_pad=False):
         super().__init__()
         qk_dim = qk_dim or dim
-        self.pos_embed = DepthwiseConvNHWC(dim, before_attn_dwconv) if before_attn_dwconv > 0 else None
+        # padding 1 whatever the kernel, as official (other kernels change the map size)
+        self.pos_embed = DepthwiseConvNHWC(dim, before_attn_dwconv, padding=1) if before_attn_dwconv > 0 else None
         self.norm1 = nn.LayerNorm(dim, epsilon=1e-6)
         if topk > 0:
             self.attn = BiLevelRoutingAttention(
@@ -75,7 +76,13 @@ class Block(nn.Layer):
     def forward_nhwc(self, x):
         """x: (N, H, W, C) -> (N, H, W, C)."""
         if self.pos_embed is not None:
-            x = x + self.pos_embed(x)
+            pos = self.pos_embed(x)
+            if pos.shape[1:3] != x.shape[1:3] and not all(1 in (a, b) for a, b in zip(pos.shape[1:3], x.shape[1:3])):
+                k = self.pos_embed.weight.shape[-1]
+                raise ValueError(f"before_attn_dwconv={k} uses padding 1 (as official), which turns "
+                                 f"a {x.shape[1]}x{x.shape[2]} map into {pos.shape[1]}x{pos.shape[2]}; "
+                                 "use before_attn_dwconv=3 (or 0 for none)")
+            x = x + pos  # broadcasts like the official code when one side is 1x1
         if self.use_layer_scale:
             attn = lambda t: self.gamma1 * self.attn(t)  # noqa: E731
             mlp = lambda t: self.gamma2 * self.mlp(t)  # noqa: E731

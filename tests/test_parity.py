@@ -5,18 +5,17 @@ tests/fixtures/fuzz (random configurations made by tools/parity_fuzz.py from the
 """
 import json
 import os
+import sys
 
 import numpy as np
 import paddle
 import pytest
-from conftest import FIXTURES, load_cases, rel_err
+from conftest import FIXTURES, ROOT, load_cases, rel_err
 
-from paddle_biformer import (Attention, AttentionLePE, BiFormer, BiLevelRoutingAttention, Block,
-                             convert_state_dict, load_pretrained)
+from paddle_biformer import BiFormer, load_pretrained
 
-TOL = 1e-4
-KINDS = {"bra": BiLevelRoutingAttention, "attention": Attention,
-         "attention_lepe": AttentionLePE, "block": Block, "biformer": BiFormer}
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from parity_fuzz import TOL, check_case, failures  # noqa: E402
 
 
 def _case_params():
@@ -34,7 +33,7 @@ _ARRAYS = {}
 
 def _arrays(folder):
     if folder not in _ARRAYS:
-        _ARRAYS[folder] = dict(load_cases(os.path.join(FIXTURES, folder))[1])
+        _ARRAYS[folder] = load_cases(os.path.join(FIXTURES, folder))[1]
     return _ARRAYS[folder]
 
 
@@ -46,35 +45,31 @@ def test_official_fixtures_cover_every_case():
 
 @pytest.mark.parametrize("folder,case", _case_params())
 def test_layer_matches_official(folder, case):
-    """Output and the gradients of sum(output * cotangent) w.r.t. input and every parameter."""
-    d, name = _arrays(folder), case["name"]
-    layer = KINDS[case["kind"]](**case["kwargs"])
-    layer.eval()
-    prefix = f"{name}/param."
-    params = {k[len(prefix):]: d[k] for k in d if k.startswith(prefix)}
-    state = convert_state_dict(params)
-    assert set(state) == set(layer.state_dict()), "parameter names differ from the official ones"
-    layer.set_state_dict(state)
+    """Output, routing (where stored) and the gradients of sum(output * cotangent) w.r.t. the
+    input and every parameter, compared by tools/parity_fuzz.py's check_case."""
+    errors = check_case(case, _arrays(folder))
+    assert "output" in errors and "grad.input" in errors
+    assert any(k.startswith("grad.") and k != "grad.input" for k in errors)  # parameters checked
+    assert not failures(errors), {k: v for k, v in errors.items() if k in failures(errors)}
 
-    x = paddle.to_tensor(d[f"{name}/input"])
-    x.stop_gradient = False
-    if case["kind"] == "bra" and f"{name}/r_idx" in d:
-        out, r_weight, r_idx, attn = layer(x, ret_attn_mask=True)
-        assert np.array_equal(r_idx.numpy(), d[f"{name}/r_idx"])
-        assert rel_err(r_weight.numpy(), d[f"{name}/r_weight"]) <= TOL
-        assert rel_err(attn.numpy(), d[f"{name}/attn"]) <= TOL
-    else:
-        out = layer(x)
-    assert rel_err(out.numpy(), d[f"{name}/output"]) <= TOL
 
-    (out * paddle.to_tensor(d[f"{name}/cotangent"])).sum().backward()
-    assert rel_err(x.grad.numpy(), d[f"{name}/grad.input"]) <= TOL
-    grad_prefix = f"{name}/grad."
-    official = {k[len(grad_prefix):] for k in d if k.startswith(grad_prefix)} - {"input"}
-    assert official == {k for k, _ in layer.named_parameters()}
-    for k, p in layer.named_parameters():
-        (ref,) = convert_state_dict({k: d[grad_prefix + k]}).values()  # same layout as ours
-        assert rel_err(p.grad.numpy(), ref) <= TOL, f"gradient of {k}"
+def test_check_case_detects_a_wrong_layer():
+    """The comparison can fail: a layer with one perturbed weight is caught."""
+    cases, _ = load_cases(os.path.join(FIXTURES, "official"))
+    case = next(c for c in cases if c["name"] == "bra_identity")
+    arrays = dict(_arrays("official"))
+    key = "bra_identity/param.wo.bias"
+    arrays[key] = arrays[key] + 0.01
+    bad = failures(check_case(case, _Arrays(arrays)))
+    assert "output" in bad and "grad.input" not in bad  # a bias shift changes outputs only
+
+
+class _Arrays(dict):
+    """A dict with the .files attribute of numpy's NpzFile."""
+
+    @property
+    def files(self):
+        return list(self)
 
 
 def test_whole_model_matches_official_checkpoint():
