@@ -1,4 +1,8 @@
 """paddle-biformer: BiFormer (CVPR 2023, Bi-Level Routing Attention) for PaddlePaddle."""
+from .runtime import prefer_fast_mkl_path
+
+prefer_fast_mkl_path()  # before any matrix product runs (see runtime.py)
+
 from .bra import BiLevelRoutingAttention, KVGather, QKVLinear, TopkRouting
 from .biformer import BiFormer, BiFormerStage, Block
 from .layers import Attention, AttentionLePE, DropPath, DWConv

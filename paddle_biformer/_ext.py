@@ -17,7 +17,7 @@ import paddle
 
 logger = logging.getLogger("paddle_biformer")
 _SOURCES = [os.path.join(os.path.dirname(__file__), "csrc", name)
-            for name in ("dwconv_nhwc.cc", "im2col_nhwc.cc")]
+            for name in ("dwconv_nhwc.cc", "im2col_nhwc.cc", "permute.cc")]
 _state: dict = {}
 
 
@@ -30,6 +30,16 @@ def _build_dir() -> str:
     root = os.environ.get("PADDLE_BIFORMER_EXT_DIR") or os.path.join(
         os.path.expanduser("~"), ".cache", "paddle_biformer")
     return os.path.join(root, f"ext_{digest.hexdigest()[:12]}")
+
+
+def _openmp_link_flags() -> list:
+    """Link OpenMP to the Intel runtime that Paddle's MKL uses (libiomp5, which also serves
+    GCC's OpenMP calls) when Paddle ships it: with a second runtime (libgomp) in the process,
+    each runtime's idle threads spin on the cores the other one needs (2.5x slower on 2 cores)."""
+    libs = os.path.join(os.path.dirname(paddle.__file__), "libs")
+    if os.path.isfile(os.path.join(libs, "libiomp5.so")):
+        return [f"-L{libs}", "-liomp5", f"-Wl,-rpath,{libs}"]
+    return ["-fopenmp"]
 
 
 @contextlib.contextmanager
@@ -49,7 +59,7 @@ def _file_lock(path: str):
 
 
 def cpu_kernels():
-    """The compiled module (``dwconv_nhwc``, ``im2col_nhwc``), or None when unavailable."""
+    """The compiled module (``dwconv_nhwc``, ``im2col_nhwc``, ``permute_copy``), or None."""
     if "module" in _state:
         return _state["module"]
     module = None
@@ -65,7 +75,7 @@ def cpu_kernels():
 
             module = load(name="paddle_biformer_cpu", sources=_SOURCES, build_directory=build,
                           extra_cxx_cflags=["-O3", "-march=native", "-fopenmp"],
-                          extra_ldflags=["-fopenmp"], verbose=False)
+                          extra_ldflags=_openmp_link_flags(), verbose=False)
     except Exception as e:  # no compiler, unsupported platform, ...
         logger.warning("paddle_biformer: C++ CPU kernels unavailable (%s: %s); using Paddle's "
                        "kernels (same results, slower on CPU). Set PADDLE_BIFORMER_NO_EXT=1 to "

@@ -17,7 +17,7 @@ import paddle.nn.functional as F
 
 from . import flops as _flops
 from .layers import DepthwiseConvNHWC
-from .ops import attention, gather_windows
+from .ops import attention, gather_windows, permute
 
 __all__ = ["TopkRouting", "KVGather", "QKVLinear", "BiLevelRoutingAttention"]
 
@@ -205,14 +205,19 @@ class BiLevelRoutingAttention(nn.Layer):
 
         qkv = self.qkv.qkv(x)  # (N, H, W, 2 qk + dim)
 
-        # head-major windows: (heads, N * p2, w2, c_head); window order as the official code
-        def windows(t, ch):
-            t = t.reshape([n, nw, wh, nw, ww, m, ch // m]).transpose([5, 0, 1, 3, 2, 4, 6])
-            return t.reshape([m, n * p2, wh, ww, ch // m])
+        # head-major windows: (heads, N * p2, wh, ww, c_head), windows in the official order
+        def windows(t, parts, ch):
+            t = t.reshape([n, nw, wh, nw, ww, parts, m, ch // m])
+            t = permute(t, [5, 6, 0, 1, 3, 2, 4, 7])
+            return t.reshape([parts, m, n * p2, wh, ww, ch // m])
 
-        q, k, v = paddle.split(qkv, [qk, qk, dim], axis=-1)
-        lepe = self.lepe(v) if self.lepe is not None else None
-        q, k, v = windows(q, qk), windows(k, qk), windows(v, dim)
+        v_nhwc = qkv[:, :, :, 2 * qk:]
+        if qk == dim:  # one permutation for q, k and v (the released configurations)
+            q, k, v = windows(qkv, 3, dim).unbind(0)
+        else:
+            q, k, v = paddle.split(qkv, [qk, qk, dim], axis=-1)
+            q, k, v = windows(q, 1, qk)[0], windows(k, 1, qk)[0], windows(v, 1, dim)[0]
+        lepe = self.lepe(v_nhwc) if self.lepe is not None else None
 
         # region level: window-averaged q and k, (N, p2, qk)
         def window_mean(t):
@@ -238,7 +243,7 @@ class BiLevelRoutingAttention(nn.Layer):
         q = q.reshape([m, n * p2, w2, qk // m])
         out, attn = attention(q, k_sel, v_sel, self.scale, return_weights=True)
 
-        out = out.reshape([m, n, nw, nw, wh, ww, dim // m]).transpose([1, 2, 4, 3, 5, 0, 6])
+        out = permute(out.reshape([m, n, nw, nw, wh, ww, dim // m]), [1, 2, 4, 3, 5, 0, 6])
         out = out.reshape([n, hp, wp, dim])
         if lepe is not None:
             out = out + lepe

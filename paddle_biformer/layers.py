@@ -8,7 +8,7 @@ from __future__ import annotations
 import paddle
 import paddle.nn as nn
 
-from .ops import attention, conv2d_nhwc, depthwise_conv2d_nhwc
+from .ops import attention, conv2d_nhwc, depthwise_conv2d_nhwc, permute
 
 __all__ = ["DropPath", "DWConv", "Attention", "AttentionLePE", "ConvNHWC", "DepthwiseConvNHWC",
            "Rearrange"]
@@ -118,14 +118,14 @@ class Attention(nn.Layer):
     def forward(self, x):
         n, h, w, c = x.shape
         m = self.num_heads
-        qkv = self.qkv(x).reshape([n, h * w, 3, m, c // m]).transpose([2, 0, 3, 1, 4])
+        qkv = permute(self.qkv(x).reshape([n, h * w, 3, m, c // m]), [2, 0, 3, 1, 4])
         q, k, v = qkv[0], qkv[1], qkv[2]  # (N, m, HW, c/m)
         if self.attn_drop.p > 0 and self.training:
             attn = paddle.nn.functional.softmax(paddle.matmul(q * self.scale, k, transpose_y=True), -1)
             out = paddle.matmul(self.attn_drop(attn), v)
         else:
             out = attention(q, k, v, self.scale)
-        out = out.transpose([0, 2, 1, 3]).reshape([n, h, w, c])
+        out = permute(out, [0, 2, 1, 3]).reshape([n, h, w, c])
         if self.lepe is not None:
             out = out + self.lepe(x)
         return self.proj_drop(self.proj(out))
