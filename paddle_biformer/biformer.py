@@ -13,7 +13,9 @@ import paddle
 import paddle.nn as nn
 
 from .bra import BiLevelRoutingAttention
-from .layers import Attention, AttentionLePE, ConvNHWC, DepthwiseConvNHWC, DropPath, DWConv, Rearrange
+from .ops import permute
+from .layers import (Attention, AttentionLePE, ConvNHWC, DepthwiseConvNHWC, DropPath, DWConv, Linear,
+                     Rearrange)
 
 __all__ = ["Block", "BiFormerStage", "BiFormer"]
 
@@ -61,10 +63,10 @@ class Block(nn.Layer):
                              "0 (conv), -1 (attention) or -2 (attention with LePE)")
         self.norm2 = nn.LayerNorm(dim, epsilon=1e-6)
         hidden = int(mlp_ratio * dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden),
+        self.mlp = nn.Sequential(Linear(dim, hidden),
                                  DWConv(hidden) if mlp_dwconv else nn.Identity(),
                                  nn.GELU(),
-                                 nn.Linear(hidden, dim))
+                                 Linear(hidden, dim))
         self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
         self.use_layer_scale = layer_scale_init_value > 0
         if self.use_layer_scale:
@@ -98,7 +100,7 @@ class Block(nn.Layer):
 
     def forward(self, x):
         """x: (N, C, H, W) -> (N, C, H, W)."""
-        return self.forward_nhwc(x.transpose([0, 2, 3, 1])).transpose([0, 3, 1, 2])
+        return permute(self.forward_nhwc(permute(x, [0, 2, 3, 1])), [0, 3, 1, 2])
 
 
 class BiFormerStage(nn.Sequential):
@@ -188,7 +190,7 @@ class BiFormer(nn.Layer):
         self.norm = nn.BatchNorm2D(embed_dim[-1], data_format="NHWC")
         if representation_size:
             self.num_features = representation_size
-            self.pre_logits = nn.Sequential(("fc", nn.Linear(embed_dim[-1], representation_size)),
+            self.pre_logits = nn.Sequential(("fc", Linear(embed_dim[-1], representation_size)),
                                             ("act", nn.Tanh()))
         else:
             self.pre_logits = nn.Identity()
@@ -200,7 +202,7 @@ class BiFormer(nn.Layer):
         return self.num_features if isinstance(self.num_features, int) else self.embed_dim[-1]
 
     def _make_head(self, num_classes):
-        return nn.Linear(self._feature_dim(), num_classes) if num_classes > 0 else nn.Identity()
+        return Linear(self._feature_dim(), num_classes) if num_classes > 0 else nn.Identity()
 
     def _init_weights(self):
         """As official: trunc_normal(0.02) Linear weights, zero biases, unit LayerNorms; PyTorch
@@ -262,7 +264,7 @@ class BiFormer(nn.Layer):
     def _stages_nhwc(self, x):
         """x: (N, 3, H, W) -> the 4 stage outputs, NHWC."""
         self.check_input_size(x.shape[2], x.shape[3])
-        x = x.transpose([0, 2, 3, 1])
+        x = permute(x, [0, 2, 3, 1])
         feats = []
         for i in range(4):
             x = self._run_stage(i, x)
@@ -271,11 +273,11 @@ class BiFormer(nn.Layer):
 
     def forward_stages(self, x):
         """x: (N, 3, H, W) -> the 4 NCHW feature maps after each stage (for dense tasks)."""
-        return [f.transpose([0, 3, 1, 2]) for f in self._stages_nhwc(x)]
+        return [permute(f, [0, 3, 1, 2]) for f in self._stages_nhwc(x)]
 
     def forward_features(self, x):
         """x: (N, 3, H, W) -> normalised last feature map (N, C, H/32, W/32)."""
-        return self.norm(self._stages_nhwc(x)[-1]).transpose([0, 3, 1, 2])
+        return permute(self.norm(self._stages_nhwc(x)[-1]), [0, 3, 1, 2])
 
     def forward_head(self, x, channels_last=False):
         """Feature map (N, C, h, w), or (N, h, w, C) with channels_last -> (N, num_classes)."""

@@ -16,7 +16,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from . import flops as _flops
-from .layers import DepthwiseConvNHWC
+from .layers import DepthwiseConvNHWC, Linear
 from .ops import attention, gather_windows, permute
 
 __all__ = ["TopkRouting", "KVGather", "QKVLinear", "BiLevelRoutingAttention"]
@@ -39,7 +39,7 @@ class TopkRouting(nn.Layer):
         self.qk_dim = qk_dim
         self.scale = qk_scale or qk_dim ** -0.5
         self.diff_routing = diff_routing
-        self.emb = nn.Linear(qk_dim, qk_dim) if param_routing else nn.Identity()
+        self.emb = Linear(qk_dim, qk_dim) if param_routing else nn.Identity()
         self.routing_act = nn.Softmax(axis=-1)
 
     def forward(self, query, key):
@@ -89,7 +89,7 @@ class QKVLinear(nn.Layer):
         super().__init__()
         self.dim = dim
         self.qk_dim = qk_dim
-        self.qkv = nn.Linear(dim, qk_dim + qk_dim + dim, bias_attr=None if bias else False)
+        self.qkv = Linear(dim, qk_dim + qk_dim + dim, bias=bias)
 
     def forward(self, x):
         q, kv = paddle.split(self.qkv(x), [self.qk_dim, self.qk_dim + self.dim], axis=-1)
@@ -156,7 +156,7 @@ class BiLevelRoutingAttention(nn.Layer):
         if param_attention not in ("qkvo", "qkv"):
             raise ValueError(f"param_attention must be 'qkvo' or 'qkv', got {param_attention!r}")
         self.qkv = QKVLinear(self.dim, self.qk_dim)
-        self.wo = nn.Linear(dim, dim) if param_attention == "qkvo" else nn.Identity()
+        self.wo = Linear(dim, dim) if param_attention == "qkvo" else nn.Identity()
 
         if kv_downsample_mode not in KV_DOWNSAMPLE_MODES:
             raise ValueError(f"kv_downsample_mode must be one of {KV_DOWNSAMPLE_MODES}, "
@@ -179,7 +179,7 @@ class BiLevelRoutingAttention(nn.Layer):
         if mode == "ada_avgpool":
             return F.adaptive_avg_pool2d(x, self.kv_per_win, data_format="NHWC")
         if mode == "ada_maxpool":
-            return F.adaptive_max_pool2d(x.transpose([0, 3, 1, 2]), self.kv_per_win).transpose([0, 2, 3, 1])
+            return permute(F.adaptive_max_pool2d(permute(x, [0, 3, 1, 2]), self.kv_per_win), [0, 2, 3, 1])
         r = self.kv_downsample_ratio
         if r <= 1:
             return x
@@ -213,18 +213,20 @@ class BiLevelRoutingAttention(nn.Layer):
 
         v_nhwc = qkv[:, :, :, 2 * qk:]
         if qk == dim:  # one permutation for q, k and v (the released configurations)
-            q, k, v = windows(qkv, 3, dim).unbind(0)
+            qkv_win = windows(qkv, 3, dim)
+            q, k, v = qkv_win.unbind(0)
+            qk_win = qkv_win[:2]
         else:
             q, k, v = paddle.split(qkv, [qk, qk, dim], axis=-1)
             q, k, v = windows(q, 1, qk)[0], windows(k, 1, qk)[0], windows(v, 1, dim)[0]
+            qk_win = paddle.stack([q, k])
         lepe = self.lepe(v_nhwc) if self.lepe is not None else None
 
-        # region level: window-averaged q and k, (N, p2, qk)
-        def window_mean(t):
-            t = t.mean(axis=[2, 3])  # (m, N * p2, c_head)
-            return t.transpose([1, 0, 2]).reshape([n, p2, -1])
-
-        r_weight, r_idx = self.router(window_mean(q), window_mean(k))
+        # region level: window-averaged q and k, (N, p2, qk) each
+        means = qk_win.reshape([2 * m * n * p2, w2, qk // m]).sum(axis=1) * (1.0 / w2)
+        means = permute(means.reshape([2, m, n * p2, qk // m]), [0, 2, 1, 3])
+        q_win, k_win = means.reshape([2, n, p2, qk]).unbind(0)
+        r_weight, r_idx = self.router(q_win, k_win)
 
         if self.kv_downsample_mode != "identity":
             def down(t):
@@ -251,5 +253,5 @@ class BiLevelRoutingAttention(nn.Layer):
         if pad_r or pad_b:
             out = out[:, :h_in, :w_in, :]
         if ret_attn_mask:
-            return out, r_weight, r_idx, attn.transpose([1, 0, 2, 3])
+            return out, r_weight, r_idx, permute(attn, [1, 0, 2, 3])
         return out

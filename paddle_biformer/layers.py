@@ -8,10 +8,21 @@ from __future__ import annotations
 import paddle
 import paddle.nn as nn
 
-from .ops import attention, conv2d_nhwc, depthwise_conv2d_nhwc, permute
+from .ops import attention, conv2d_nhwc, depthwise_conv2d_nhwc, linear, permute
 
 __all__ = ["DropPath", "DWConv", "Attention", "AttentionLePE", "ConvNHWC", "DepthwiseConvNHWC",
-           "Rearrange"]
+           "Linear", "Rearrange"]
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (same parameters: weight (in, out), bias (out,)) computed by
+    :func:`paddle_biformer.ops.linear`, which fuses the bias on CPUs. x: (..., in) -> (..., out)."""
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__(in_features, out_features, bias_attr=None if bias else False)
+
+    def forward(self, x):
+        return linear(x, self.weight, self.bias)
 
 
 class DropPath(nn.Layer):
@@ -46,7 +57,7 @@ class Rearrange(nn.Layer):
         self.perm = list(perm)
 
     def forward(self, x):
-        return x.transpose(self.perm)
+        return permute(x, self.perm)
 
     def extra_repr(self):
         return f"perm={self.perm}"
@@ -109,9 +120,9 @@ class Attention(nn.Layer):
         self.num_heads = num_heads
         head_dim = dim // num_heads
         self.scale = qk_scale or head_dim ** -0.5
-        self.qkv = nn.Linear(dim, dim * 3, bias_attr=None if qkv_bias else False)
+        self.qkv = Linear(dim, dim * 3, bias=qkv_bias)
         self.attn_drop = nn.Dropout(attn_drop)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         self.lepe = DepthwiseConvNHWC(dim, side_dwconv) if side_dwconv > 0 else None
 

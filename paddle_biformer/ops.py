@@ -20,25 +20,9 @@ __all__ = [
     "conv2d_nhwc",
     "depthwise_conv2d_nhwc",
     "gather_windows",
+    "linear",
     "permute",
-    "window_partition",
-    "window_merge",
 ]
-
-
-def window_partition(x: paddle.Tensor, n_win: int) -> paddle.Tensor:
-    """(N, H, W, C) -> (N * n_win^2, H/n_win * W/n_win, C), windows in row-major order."""
-    n, h, w, c = x.shape
-    wh, ww = h // n_win, w // n_win
-    x = x.reshape([n, n_win, wh, n_win, ww, c]).transpose([0, 1, 3, 2, 4, 5])
-    return x.reshape([n * n_win * n_win, wh * ww, c])
-
-
-def window_merge(x: paddle.Tensor, n: int, n_win: int, wh: int, ww: int) -> paddle.Tensor:
-    """Inverse of :func:`window_partition`: (N * n_win^2, wh * ww, C) -> (N, H, W, C)."""
-    c = x.shape[-1]
-    x = x.reshape([n, n_win, n_win, wh, ww, c]).transpose([0, 1, 3, 2, 4, 5])
-    return x.reshape([n, n_win * wh, n_win * ww, c])
 
 
 def gather_windows(x: paddle.Tensor, r_idx: paddle.Tensor, axis: int = 0,
@@ -89,11 +73,22 @@ def attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor, scale: float
 
 
 def _contiguous(x: paddle.Tensor) -> paddle.Tensor:
-    return x.contiguous() if hasattr(x, "is_contiguous") and not x.is_contiguous() else x
+    """x itself, or a contiguous copy of a strided view (Paddle >= 3). ``assign`` copies a
+    channel slice ~40x faster than ``Tensor.contiguous()`` on a CPU."""
+    return paddle.assign(x) if hasattr(x, "is_contiguous") and not x.is_contiguous() else x
 
 
 def _use_cpu_kernels(*tensors) -> bool:
     return all(t.place.is_cpu_place() and t.dtype == paddle.float32 for t in tensors)
+
+
+def linear(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor | None) -> paddle.Tensor:
+    """x @ weight + bias over the last axis; x: (..., in), weight: (in, out) -> (..., out).
+    On a CPU one addmm (bias fused into the product): up to 2x faster than Paddle's linear."""
+    if bias is None or not _use_cpu_kernels(x, weight) or x.ndim < 2:
+        return F.linear(x, weight, bias)
+    out = paddle.addmm(bias.unsqueeze(0), x.reshape([-1, x.shape[-1]]), weight)
+    return out.reshape(x.shape[:-1] + [weight.shape[1]])
 
 
 def permute(x: paddle.Tensor, perm) -> paddle.Tensor:
@@ -117,7 +112,7 @@ def conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor | N
         return F.conv2d(x, weight, bias, stride=stride, padding=padding, data_format="NHWC")
     cout, cin, k, _ = weight.shape
     cols = ext.im2col_nhwc(_contiguous(x), k, stride, padding, num_threads())
-    out = paddle.matmul(cols, weight.transpose([2, 3, 1, 0]).reshape([k * k * cin, cout]))
+    out = paddle.matmul(cols, permute(weight, [2, 3, 1, 0]).reshape([k * k * cin, cout]))
     return out + bias if bias is not None else out
 
 
@@ -135,7 +130,7 @@ def depthwise_conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.
     if _use_cpu_kernels(x, weight):
         ext = cpu_kernels()
         if ext is not None:
-            w = weight.reshape([c, k * k]).transpose([1, 0]).reshape([k, k, c])
+            w = permute(weight.reshape([c, k * k]), [1, 0]).reshape([k, k, c])
             b = bias if bias is not None else paddle.zeros([c], dtype=x.dtype)
             return ext.dwconv_nhwc(_contiguous(x), _contiguous(w), b, padding, num_threads())
     return F.conv2d(x, weight, bias, padding=padding, groups=c, data_format="NHWC")
