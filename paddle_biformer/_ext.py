@@ -27,6 +27,7 @@ def _build_dir() -> str:
         with open(src, "rb") as f:
             digest.update(f.read())
     digest.update(paddle.__version__.encode())
+    digest.update(os.path.dirname(paddle.__file__).encode())  # link flags name this install
     root = os.environ.get("PADDLE_BIFORMER_EXT_DIR") or os.path.join(
         os.path.expanduser("~"), ".cache", "paddle_biformer")
     return os.path.join(root, f"ext_{digest.hexdigest()[:12]}")

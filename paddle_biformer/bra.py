@@ -173,19 +173,19 @@ class BiLevelRoutingAttention(nn.Layer):
         self.attn_act = nn.Softmax(axis=-1)
         self.auto_pad = auto_pad
 
-    def _kv_down(self, x):
-        """Pool keys or values inside each window. x: (B, h, w, c) -> (B, h', w', c)."""
+    def _pool_windows(self, t):
+        """Pool keys/values inside each window: (..., h, w, c) -> (..., h', w', c)."""
+        x = t.reshape([-1] + t.shape[-3:])
         mode = self.kv_downsample_mode
         if mode == "ada_avgpool":
-            return F.adaptive_avg_pool2d(x, self.kv_per_win, data_format="NHWC")
-        if mode == "ada_maxpool":
-            return permute(F.adaptive_max_pool2d(permute(x, [0, 3, 1, 2]), self.kv_per_win), [0, 2, 3, 1])
-        r = self.kv_downsample_ratio
-        if r <= 1:
-            return x
-        if mode == "avgpool":
-            return F.avg_pool2d(x, r, stride=r, data_format="NHWC")
-        return F.max_pool2d(x, r, stride=r, data_format="NHWC")
+            x = F.adaptive_avg_pool2d(x, self.kv_per_win, data_format="NHWC")
+        elif mode == "ada_maxpool":
+            x = permute(F.adaptive_max_pool2d(permute(x, [0, 3, 1, 2]), self.kv_per_win), [0, 2, 3, 1])
+        elif self.kv_downsample_ratio > 1:
+            r = self.kv_downsample_ratio
+            pool = F.avg_pool2d if mode == "avgpool" else F.max_pool2d
+            x = pool(x, r, stride=r, data_format="NHWC")
+        return x.reshape(t.shape[:-3] + x.shape[1:])
 
     def forward(self, x, ret_attn_mask=False):
         n, h_in, w_in, c = x.shape
@@ -228,20 +228,22 @@ class BiLevelRoutingAttention(nn.Layer):
         q_win, k_win = means.reshape([2, n, p2, qk]).unbind(0)
         r_weight, r_idx = self.router(q_win, k_win)
 
+        # keys and values per window, (parts, heads, N * p2, h, w, c): one tensor when they share
+        # the head size (one pooling, one gather), else one each
+        groups = [qkv_win[1:]] if qk == dim else [k.unsqueeze(0), v.unsqueeze(0)]
         if self.kv_downsample_mode != "identity":
-            def down(t):
-                t = self._kv_down(t.reshape([m * n * p2, wh, ww, t.shape[-1]]))
-                return t.reshape([m, n * p2] + t.shape[1:])
-            k, v = down(k), down(v)
-        kv_w2 = k.shape[2] * k.shape[3]
+            groups = [self._pool_windows(t) for t in groups]
+        kv_w2 = groups[0].shape[-3] * groups[0].shape[-2]
 
         # token level: attend to the pixels of the routed windows
         topk = r_idx.shape[-1]
         weight = r_weight if self.soft_routing else None
-        k_sel = gather_windows(k.reshape([m, n * p2, kv_w2, qk // m]), r_idx, 1, weight)
-        v_sel = gather_windows(v.reshape([m, n * p2, kv_w2, dim // m]), r_idx, 1, weight)
-        k_sel = k_sel.reshape([m, n * p2, topk * kv_w2, qk // m])
-        v_sel = v_sel.reshape([m, n * p2, topk * kv_w2, dim // m])
+        selected = []
+        for t in groups:
+            parts, c_head = t.shape[0], t.shape[-1]
+            sel = gather_windows(t.reshape([parts * m, n * p2, kv_w2, c_head]), r_idx, 1, weight)
+            selected += sel.reshape([parts, m, n * p2, topk * kv_w2, c_head]).unbind(0)
+        k_sel, v_sel = selected
         q = q.reshape([m, n * p2, w2, qk // m])
         out, attn = attention(q, k_sel, v_sel, self.scale, return_weights=True)
 

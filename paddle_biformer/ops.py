@@ -112,8 +112,7 @@ def conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor | N
         return F.conv2d(x, weight, bias, stride=stride, padding=padding, data_format="NHWC")
     cout, cin, k, _ = weight.shape
     cols = ext.im2col_nhwc(_contiguous(x), k, stride, padding, num_threads())
-    out = paddle.matmul(cols, permute(weight, [2, 3, 1, 0]).reshape([k * k * cin, cout]))
-    return out + bias if bias is not None else out
+    return linear(cols, permute(weight, [2, 3, 1, 0]).reshape([k * k * cin, cout]), bias)
 
 
 def depthwise_conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor | None,

@@ -3,7 +3,7 @@
 // Paddle's CPU transpose is ~15x slower than PyTorch's for the 6-8 dimensional permutations of
 // window attention (25 ms vs 1.7 ms for BiFormer-T's stage-1 windows at batch 8). Here the
 // trailing axes that stay in place form one contiguous run, copied with memcpy; threads split
-// the runs of the output.
+// the runs of the output and walk the input offsets incrementally.
 //
 //   x: shape s (rank <= 8), perm -> out: shape [s[perm[0]], ..., s[perm[r-1]]]
 #include <omp.h>
@@ -36,18 +36,31 @@ paddle::Tensor Permute(const paddle::Tensor& x, const std::vector<int>& perm, in
     std::memcpy(dst, src, sizeof(float) * run);
     return out;
   }
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t o = 0; o < outer; ++o) {
-    int64_t rest = o, offset = 0;
+  // each thread copies a contiguous range of output runs, walking the input offsets like an
+  // odometer: one division per dimension per thread, not per run
+#pragma omp parallel num_threads(threads)
+  {
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    const int64_t begin = outer * t / nt, end = outer * (t + 1) / nt;
+    int64_t idx[8], step[8], offset = 0, rest = begin;
     for (int d = tail - 1; d >= 0; --d) {
-      const int64_t idx = rest % out_shape[d];
+      idx[d] = rest % out_shape[d];
       rest /= out_shape[d];
-      offset += idx * in_stride[perm[d]];
+      step[d] = in_stride[perm[d]];
+      offset += idx[d] * step[d];
     }
-    if (run == 1) {
-      dst[o] = src[offset];
-    } else {
-      std::memcpy(dst + o * run, src + offset, sizeof(float) * run);
+    for (int64_t o = begin; o < end; ++o) {
+      if (run >= 16) {
+        std::memcpy(dst + o * run, src + offset, sizeof(float) * run);
+      } else {
+        for (int64_t e = 0; e < run; ++e) dst[o * run + e] = src[offset + e];
+      }
+      for (int d = tail - 1; d >= 0; --d) {  // next output run
+        offset += step[d];
+        if (++idx[d] < out_shape[d]) break;
+        offset -= step[d] * out_shape[d];
+        idx[d] = 0;
+      }
     }
   }
   return out;
