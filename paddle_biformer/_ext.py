@@ -17,7 +17,7 @@ import paddle
 
 logger = logging.getLogger("paddle_biformer")
 _SOURCES = [os.path.join(os.path.dirname(__file__), "csrc", name)
-            for name in ("dwconv_nhwc.cc", "im2col_nhwc.cc", "permute.cc")]
+            for name in ("dwconv_nhwc.cc", "im2col_nhwc.cc", "permute.cc", "window_mean.cc")]
 _state: dict = {}
 
 
@@ -60,7 +60,7 @@ def _file_lock(path: str):
 
 
 def cpu_kernels():
-    """The compiled module (``dwconv_nhwc``, ``im2col_nhwc``, ``permute_copy``), or None."""
+    """The compiled kernels (dwconv_nhwc, im2col_nhwc, permute_copy, window_mean), or None."""
     if "module" in _state:
         return _state["module"]
     module = None

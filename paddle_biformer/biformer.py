@@ -77,7 +77,9 @@ class Block(nn.Layer):
 
     def forward_nhwc(self, x):
         """x: (N, H, W, C) -> (N, H, W, C)."""
-        if self.pos_embed is not None:
+        if self.pos_embed is not None and self.pos_embed.weight.shape[-1] == 3:
+            x = self.pos_embed(x, residual=True)  # x + pos_embed(x) in one pass
+        elif self.pos_embed is not None:
             pos = self.pos_embed(x)
             if pos.shape[1:3] != x.shape[1:3] and not all(1 in (a, b) for a, b in zip(pos.shape[1:3], x.shape[1:3])):
                 k = self.pos_embed.weight.shape[-1]

@@ -17,7 +17,7 @@ import paddle.nn.functional as F
 
 from . import flops as _flops
 from .layers import DepthwiseConvNHWC, Linear
-from .ops import attention, gather_windows, permute
+from .ops import attention, gather_windows, linear, permute, routed_rows, window_mean
 
 __all__ = ["TopkRouting", "KVGather", "QKVLinear", "BiLevelRoutingAttention"]
 
@@ -75,7 +75,7 @@ class KVGather(nn.Layer):
             raise NotImplementedError("differentiable hard routing TBA (as in the official code)")
         n, p2, w2, c_kv = kv.shape
         weight = r_weight if self.mul_weight == "soft" else None
-        sel = gather_windows(kv.reshape([n * p2, w2, c_kv]), r_idx, r_weight=weight)
+        sel = gather_windows(kv.reshape([n * p2, w2, c_kv]), r_idx, weight)
         return sel.reshape([n, p2, r_idx.shape[-1], w2, c_kv])
 
 
@@ -203,10 +203,9 @@ class BiLevelRoutingAttention(nn.Layer):
         p2, w2 = nw * nw, wh * ww
         m, qk, dim = self.num_heads, self.qk_dim, self.dim
 
-        qkv = self.qkv.qkv(x)  # (N, H, W, 2 qk + dim)
-        # parts are taken with split, never slicing: the backward of a slice is ~9x slower
-        v_nhwc = paddle.split(qkv, [2 * qk, dim], axis=-1)[1]
-        lepe = self.lepe(v_nhwc) if self.lepe is not None else None
+        proj = self.qkv.qkv
+        qkv = proj(x)  # (N, H, W, 2 qk + dim)
+        lepe = self.lepe(qkv, channel_offset=2 * qk) if self.lepe is not None else None  # on V
 
         # head-major windows: (parts, heads, N * p2, wh, ww, c_head), windows in official order
         def windows(t, parts, ch):
@@ -215,36 +214,31 @@ class BiLevelRoutingAttention(nn.Layer):
             return t.reshape([parts, m, n * p2, wh, ww, ch // m])
 
         if qk == dim:  # one permutation for q, k and v (the released configurations)
-            qkv_win = windows(qkv, 3, dim)
-            q, kv = paddle.split(qkv_win, [1, 2], axis=0)
-            groups = [kv]  # keys and values share the head size: one pooling, one gather
+            q, k, v = windows(qkv, 3, dim).unbind(0)
         else:
             q, k, v = paddle.split(qkv, [qk, qk, dim], axis=-1)
-            q, k, v = windows(q, 1, qk), windows(k, 1, qk), windows(v, 1, dim)
-            qkv_win = paddle.concat([q, k])
-            groups = [k, v]
+            q, k, v = (windows(t, 1, ch).squeeze(0) for t, ch in ((q, qk), (k, qk), (v, dim)))
 
-        # region level: window-averaged q and k, (N, p2, qk) each
-        sums = qkv_win.reshape([-1, w2, qk // m]).sum(axis=1).reshape([-1, m, n * p2, qk // m])
-        means = permute(sums, [0, 2, 1, 3]).reshape([-1, n, p2, qk]) * (1.0 / w2)
-        q_win, k_win = paddle.split(means, means.shape[0])[:2]  # (v's mean, if any, is unused)
-        r_weight, r_idx = self.router(q_win.squeeze(0), k_win.squeeze(0))
+        # region level: window-averaged q and k, (N, p2, qk) each. The projection is affine, so
+        # mean(qkv(x)) = qkv(mean(x)): average x, then apply the q and k columns.
+        w_qk = paddle.split(proj.weight, [2 * qk, dim], axis=1)[0]
+        b_qk = paddle.split(proj.bias, [2 * qk, dim])[0] if proj.bias is not None else None
+        qk_win = linear(window_mean(x, nw), w_qk, b_qk)
+        q_win, k_win = paddle.split(qk_win, 2, axis=-1)
+        r_weight, r_idx = self.router(q_win, k_win)
 
-        # keys and values per window, (parts, heads, N * p2, h', w', c_head)
+        # keys and values per window, (heads, N * p2, h', w', c_head)
         if self.kv_downsample_mode != "identity":
-            groups = [self._pool_windows(t) for t in groups]
-        kv_w2 = groups[0].shape[-3] * groups[0].shape[-2]
+            k, v = self._pool_windows(k), self._pool_windows(v)
+        kv_w2 = k.shape[-3] * k.shape[-2]
 
         # token level: attend to the pixels of the routed windows
         topk = r_idx.shape[-1]
         weight = r_weight if self.soft_routing else None
-        selected = []
-        for t in groups:
-            parts, c_head = t.shape[0], t.shape[-1]
-            sel = gather_windows(t.reshape([parts * m, n * p2, kv_w2, c_head]), r_idx, 1, weight)
-            sel = sel.reshape([parts, m, n * p2, topk * kv_w2, c_head])
-            selected += [s.squeeze(0) for s in paddle.split(sel, parts)]
-        k_sel, v_sel = selected
+        rows = routed_rows(r_idx, m)
+        k_sel, v_sel = (gather_windows(t.reshape([m * n * p2, kv_w2, t.shape[-1]]), r_idx, weight,
+                                       heads=m, rows=rows).reshape([m, n * p2, topk * kv_w2, t.shape[-1]])
+                        for t in (k, v))
         q = q.reshape([m, n * p2, w2, qk // m])
         out, attn = attention(q, k_sel, v_sel, self.scale, return_weights=True)
 

@@ -89,9 +89,10 @@ class DepthwiseConvNHWC(nn.Conv2D):
         super().__init__(dim, dim, kernel_size, stride=1, padding=padding, groups=dim)
         self.pad = padding
 
-    def forward(self, x):
-        """x: (N, H, W, C) -> (N, H, W, C)."""
-        return depthwise_conv2d_nhwc(x, self.weight, self.bias, self.pad)
+    def forward(self, x, channel_offset=0, residual=False):
+        """x: (N, H, W, Cx) -> (N, H', W', C): the conv of channels [channel_offset,
+        channel_offset + C), plus those channels of x if ``residual``."""
+        return depthwise_conv2d_nhwc(x, self.weight, self.bias, self.pad, channel_offset, residual)
 
 
 class DWConv(nn.Layer):

@@ -20,39 +20,54 @@ __all__ = [
     "conv2d_nhwc",
     "depthwise_conv2d_nhwc",
     "gather_windows",
+    "routed_rows",
+    "window_mean",
     "linear",
     "permute",
 ]
 
 
-def gather_windows(x: paddle.Tensor, r_idx: paddle.Tensor, axis: int = 0,
-                   r_weight: paddle.Tensor | None = None) -> paddle.Tensor:
+def routed_rows(r_idx: paddle.Tensor, heads: int = 1) -> paddle.Tensor:
+    """Row indices that gather the routed windows from a tensor laid out (heads * N * p2, ...).
+
+    r_idx: (N, p2, topk) window indices within each image -> (heads * N * p2 * topk,), ordered
+    (head, image, query window, k).
+    """
+    n, p2, _ = r_idx.shape
+    rows = r_idx + (paddle.arange(n, dtype=r_idx.dtype) * p2).reshape([n, 1, 1])
+    if heads > 1:
+        lead = (paddle.arange(heads, dtype=r_idx.dtype) * (n * p2)).reshape([heads, 1, 1, 1])
+        rows = rows.unsqueeze(0) + lead
+    return rows.reshape([-1])
+
+
+def gather_windows(x: paddle.Tensor, r_idx: paddle.Tensor, r_weight: paddle.Tensor | None = None,
+                   heads: int = 1, rows: paddle.Tensor | None = None) -> paddle.Tensor:
     """Gather the routed windows of every query window.
 
-    x: (..., N * p2, ...) with the window axis at ``axis``; r_idx: (N, p2, topk) indices into
-    each image's p2 windows. Returns x with the window axis replaced by N * p2 * topk rows, in
-    the order (image, query window, k), each scaled by ``r_weight`` (N, p2, topk) if given.
-    Only the routed rows are copied: memory and time grow with topk, never with p2 (the
-    official code expands to (N, p2, p2, w2, c) first).
+    x: (heads * N * p2, ...) windows; r_idx, r_weight: (N, p2, topk). Returns
+    (heads * N * p2 * topk, ...), each window scaled by its routing weight if ``r_weight`` is
+    given. ``rows`` (from :func:`routed_rows`) can be passed to reuse it. Only the routed windows
+    are copied: memory and time grow with topk, never with p2 (the official code expands to
+    (N, p2, p2, w2, c) first). Always gathers along axis 0: Paddle 2.6's gather backward is
+    wrong along other axes with repeated indices.
     """
-    n, p2, topk = r_idx.shape
-    offset = (paddle.arange(n, dtype=r_idx.dtype) * p2).reshape([n, 1, 1])
-    index = (r_idx + offset).reshape([-1])
-    if axis == 0:
-        out = paddle.gather(x, index)
-    elif axis == 1:
-        # fold axis 0 into the index: Paddle 2.6's gather backward is wrong for axis != 0
-        b, rows = x.shape[0], x.shape[1]
-        lead = (paddle.arange(b, dtype=index.dtype) * rows).reshape([b, 1])
-        out = paddle.gather(x.reshape([b * rows] + x.shape[2:]), (lead + index).reshape([-1]))
-        out = out.reshape([b, n * p2 * topk] + x.shape[2:])
-    else:
-        raise ValueError(f"gather_windows supports axis 0 or 1, got {axis}")
+    out = paddle.gather(x, routed_rows(r_idx, heads) if rows is None else rows)
     if r_weight is not None:
-        shape = [1] * out.ndim
-        shape[axis] = n * p2 * topk
-        out = out * r_weight.reshape(shape)
+        per_head = out.reshape([heads, -1] + out.shape[1:])
+        w = r_weight.reshape([1, -1] + [1] * (out.ndim - 1))
+        out = (per_head * w).reshape(out.shape)
     return out
+
+
+def window_mean(x: paddle.Tensor, n_win: int) -> paddle.Tensor:
+    """Mean of each window: x (N, H, W, C) -> (N, n_win * n_win, C), windows row-major."""
+    n, h, w, c = x.shape
+    ext = cpu_kernels() if _use_cpu_kernels(x) else None
+    if ext is not None:
+        return ext.window_mean(_contiguous(x), n_win, num_threads())
+    x = x.reshape([n, n_win, h // n_win, n_win, w // n_win, c]).mean(axis=[2, 4])
+    return x.reshape([n, n_win * n_win, c])
 
 
 def attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor, scale: float,
@@ -116,14 +131,16 @@ def conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor | N
 
 
 def depthwise_conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor | None,
-                          padding: int) -> paddle.Tensor:
-    """Depthwise 2-D convolution (stride 1) of an NHWC tensor.
+                          padding: int, channel_offset: int = 0,
+                          residual: bool = False) -> paddle.Tensor:
+    """Depthwise 2-D convolution (stride 1) of channels [channel_offset, channel_offset + C) of
+    an NHWC tensor, plus those input channels themselves if ``residual`` (needs 'same' padding).
 
-    x: (N, H, W, C); weight: (C, 1, k, k) (Paddle/PyTorch Conv2D layout); bias: (C,) or None.
-    Float32 on a CPU runs the C++ kernel of :mod:`paddle_biformer._ext` when it is available
-    (Paddle's CPU depthwise convolution is far slower); elsewhere Paddle's conv2d.
+    x: (N, H, W, Cx >= C); weight: (C, 1, k, k) (Paddle/PyTorch Conv2D layout); bias: (C,).
+    Float32 on a CPU runs the C++ kernel of :mod:`paddle_biformer._ext` when available (Paddle's
+    CPU depthwise convolution is far slower); elsewhere Paddle's conv2d.
     """
-    c = x.shape[-1]
+    c = weight.shape[0]
     k = weight.shape[-1]
     _flops.add(math.prod(x.shape[:-1]) * c * k * k)
     if _use_cpu_kernels(x, weight):
@@ -131,5 +148,9 @@ def depthwise_conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.
         if ext is not None:
             w = permute(weight.reshape([c, k * k]), [1, 0]).reshape([k, k, c])
             b = bias if bias is not None else paddle.zeros([c], dtype=x.dtype)
-            return ext.dwconv_nhwc(_contiguous(x), _contiguous(w), b, padding, num_threads())
-    return F.conv2d(x, weight, bias, padding=padding, groups=c, data_format="NHWC")
+            return ext.dwconv_nhwc(_contiguous(x), _contiguous(w), b, padding, channel_offset,
+                                   residual, num_threads())
+    if channel_offset or x.shape[-1] != c:
+        x = x[:, :, :, channel_offset:channel_offset + c]
+    out = F.conv2d(x, weight, bias, padding=padding, groups=c, data_format="NHWC")
+    return out + x if residual else out

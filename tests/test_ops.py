@@ -10,7 +10,8 @@ import pytest
 from conftest import ROOT
 
 from paddle_biformer._ext import cpu_kernels
-from paddle_biformer.ops import conv2d_nhwc, depthwise_conv2d_nhwc, gather_windows
+from paddle_biformer.ops import (conv2d_nhwc, depthwise_conv2d_nhwc, gather_windows, permute, routed_rows,
+                                 window_mean)
 
 
 @pytest.mark.parametrize("shape,k", [((2, 9, 11, 16), 3), ((1, 14, 14, 37), 5), ((3, 5, 6, 8), 7),
@@ -105,13 +106,52 @@ def test_gather_windows_equals_the_official_expand_gather(weighted):
     np.testing.assert_allclose(x.grad.numpy().reshape(n, p2, w2, c)[..., 0, 0], counts, rtol=1e-5)
 
 
-def test_gather_windows_along_axis_1_with_repeated_indices():
-    """Heads first (m, N*p2, L, c); repeated indices must accumulate gradients (Paddle 2.6 bug)."""
-    x = paddle.randn([3, 8, 2, 4])
+def test_gather_windows_per_head_with_repeated_indices():
+    """Heads first (m * N * p2, L, c); repeated indices must accumulate gradients (Paddle 2.6's
+    gather backward gets this wrong along axes other than 0, so we only gather along axis 0)."""
+    x = paddle.randn([3 * 8, 2, 4])  # 3 heads, n=2 images x p2=4 windows
     x.stop_gradient = False
     r_idx = paddle.to_tensor(np.array([[[0, 0], [3, 1], [3, 3], [2, 0]]] * 2))  # n=2, p2=4, topk=2
-    out = gather_windows(x, r_idx, axis=1)
-    assert out.shape == [3, 16, 2, 4]
-    np.testing.assert_array_equal(out.numpy()[:, 8 + 2], x.numpy()[:, 4 + 3])
+    out = gather_windows(x, r_idx, heads=3)
+    assert out.shape == [3 * 16, 2, 4]
+    # head 1, image 1, query window 1, k=0 -> window 3 of image 1 in head 1
+    np.testing.assert_array_equal(out.numpy()[16 + 8 + 2], x.numpy()[8 + 4 + 3])
     out.sum().backward()
-    assert x.grad.numpy()[0, :, 0, 0].tolist() == [3, 1, 1, 3, 3, 1, 1, 3]
+    assert x.grad.numpy()[:8, 0, 0].tolist() == [3, 1, 1, 3, 3, 1, 1, 3]
+    np.testing.assert_array_equal(routed_rows(r_idx, 3).numpy()[16:18], [8 + 0, 8 + 0])
+
+
+def test_window_mean_and_its_gradient():
+    x = paddle.randn([2, 6, 8, 5])
+    x.stop_gradient = False
+    out = window_mean(x, 2)
+    ref = x.numpy().reshape(2, 2, 3, 2, 4, 5).mean(axis=(2, 4)).reshape(2, 4, 5)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-6)
+    (out * paddle.arange(40, dtype="float32").reshape([1, 4, 10])[:, :, :5]).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy()[0, 4, 6], np.arange(30, 35) / 12.0, rtol=1e-6)
+
+
+def test_depthwise_conv_of_a_channel_range_with_residual():
+    """LePE reads V out of the fused qkv tensor; pos_embed adds its input."""
+    x = paddle.randn([2, 6, 7, 12])
+    w, b = paddle.randn([4, 1, 3, 3]), paddle.randn([4])
+    x.stop_gradient = False
+    out = depthwise_conv2d_nhwc(x, w, b, 1, channel_offset=8, residual=True)
+    part = paddle.to_tensor(x.numpy()[..., 8:])
+    ref = F.conv2d(part, w, b, padding=1, groups=4, data_format="NHWC") + part
+    np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
+    out.sum().backward()
+    assert np.all(x.grad.numpy()[..., :8] == 0)
+    centre = 1 + w.numpy().reshape(4, 9).sum(1)  # residual + every tap, away from the border
+    np.testing.assert_allclose(x.grad.numpy()[0, 2, 3, 8:], centre, rtol=1e-5)
+
+
+def test_permute_matches_transpose_forward_and_backward():
+    x = paddle.randn([2, 3, 4, 5, 6])
+    x.stop_gradient = False
+    perm = [3, 0, 4, 2, 1]
+    out = permute(x, perm)
+    np.testing.assert_array_equal(out.numpy(), x.numpy().transpose(perm))
+    (out * paddle.to_tensor(np.arange(out.size, dtype="float32").reshape(out.shape))).sum().backward()
+    ref = np.arange(out.size, dtype="float32").reshape(out.shape).transpose(np.argsort(perm))
+    np.testing.assert_array_equal(x.grad.numpy(), ref)

@@ -3,8 +3,11 @@
 // Paddle's CPU depthwise_conv2d kernel is ~35x slower than PyTorch's on BiFormer's shapes; in
 // NHWC the channel axis is contiguous, so every tap is a vectorised multiply-add over C.
 //
-//   x: (N, H, W, C)   w: (K, K, C)   b: (C)   ->   out: (N, H + 2 pad - K + 1, W + 2 pad - K + 1, C)
+//   x: (N, H, W, Cx)   w: (K, K, C)   b: (C)   ->   out: (N, H + 2 pad - K + 1, W + 2 pad - K + 1, C)
 //
+// The convolution reads channels [c_off, c_off + C) of x (Cx >= C), so BiFormer's LePE takes V
+// straight out of the fused qkv tensor. With `residual`, out = x[channels] + conv(x): the
+// block's `x + pos_embed(x)` in one pass (needs an output of the input's size).
 // Threads split the N * H_out output rows; the weight gradient is reduced from per-thread
 // partial sums, so no two threads ever write the same memory.
 #include <omp.h>
@@ -17,38 +20,49 @@
 namespace {
 
 struct Shape {
-  int64_t n, h, w, c, k, ho, wo;
+  int64_t n, h, w, c, k, ho, wo, cx, off;  // cx: channels of x, off: first channel read
 };
 
-Shape GetShape(const paddle::Tensor& x, const paddle::Tensor& w, int pad) {
+Shape GetShape(const paddle::Tensor& x, const paddle::Tensor& w, int pad, int c_off, bool residual) {
   auto xs = x.shape();
   auto ws = w.shape();
   PD_CHECK(xs.size() == 4, "dwconv_nhwc: x must be NHWC (4-D)");
-  PD_CHECK(ws.size() == 3 && ws[0] == ws[1] && ws[2] == xs[3],
-           "dwconv_nhwc: w must be (K, K, C) with C = x.shape[3]");
-  Shape s{xs[0], xs[1], xs[2], xs[3], ws[0], 0, 0};
+  PD_CHECK(ws.size() == 3 && ws[0] == ws[1] && c_off >= 0 && c_off + ws[2] <= xs[3],
+           "dwconv_nhwc: w must be (K, K, C) with c_off + C <= x.shape[3]");
+  Shape s{xs[0], xs[1], xs[2], ws[2], ws[0], 0, 0, xs[3], c_off};
   s.ho = s.h + 2 * pad - s.k + 1;
   s.wo = s.w + 2 * pad - s.k + 1;
   PD_CHECK(s.ho > 0 && s.wo > 0, "dwconv_nhwc: kernel larger than the padded input");
+  PD_CHECK(!residual || (s.ho == s.h && s.wo == s.w), "dwconv_nhwc: residual needs 'same' padding");
   return s;
 }
 
-// out[n, ho, :, :] = b + sum_{i,j} x[n, ho+i-pad, wo+j-pad, :] * w[i, j, :]
+// out[n, ho, :, :] = b (+ x[n, ho, :, :]) + sum_{i,j} x[n, ho+i-pad, wo+j-pad, :] * w[i, j, :]
 void ForwardRow(const float* x, const float* w, const float* b, float* out, const Shape& s,
-                int64_t n, int64_t ho, int pad) {
-  const int64_t C = s.c;
+                int64_t n, int64_t ho, int pad, bool residual) {
+  const int64_t C = s.c, CX = s.cx;
   float* orow = out + (n * s.ho + ho) * s.wo * C;
-  for (int64_t wo = 0; wo < s.wo; ++wo) std::copy(b, b + C, orow + wo * C);
+  const float* xsame = x + (n * s.h + ho) * s.w * CX + s.off;
+  for (int64_t wo = 0; wo < s.wo; ++wo) {
+    float* op = orow + wo * C;
+    if (residual) {
+      const float* xp = xsame + wo * CX;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) op[c] = b[c] + xp[c];
+    } else {
+      std::copy(b, b + C, op);
+    }
+  }
   for (int64_t i = 0; i < s.k; ++i) {
     const int64_t hi = ho + i - pad;
     if (hi < 0 || hi >= s.h) continue;
-    const float* xrow = x + (n * s.h + hi) * s.w * C;
+    const float* xrow = x + (n * s.h + hi) * s.w * CX + s.off;
     for (int64_t j = 0; j < s.k; ++j) {
       const float* wk = w + (i * s.k + j) * C;
       const int64_t lo = std::max<int64_t>(0, pad - j);
       const int64_t hi_w = std::min<int64_t>(s.wo, s.w + pad - j);
       for (int64_t wo = lo; wo < hi_w; ++wo) {
-        const float* xp = xrow + (wo + j - pad) * C;
+        const float* xp = xrow + (wo + j - pad) * CX;
         float* op = orow + wo * C;
 #pragma omp simd
         for (int64_t c = 0; c < C; ++c) op[c] += xp[c] * wk[c];
@@ -57,12 +71,23 @@ void ForwardRow(const float* x, const float* w, const float* b, float* out, cons
   }
 }
 
-// gx[n, hi, wi, :] = sum_{i,j} g[n, hi-i+pad, wi-j+pad, :] * w[i, j, :]
+// gx[n, hi, wi, :] = (g[n, hi, wi, :]) + sum_{i,j} g[n, hi-i+pad, wi-j+pad, :] * w[i, j, :];
+// channels of x outside the convolution's get zero
 void InputGradRow(const float* g, const float* w, float* gx, const Shape& s, int64_t n,
-                  int64_t hi, int pad) {
-  const int64_t C = s.c;
-  float* grow = gx + (n * s.h + hi) * s.w * C;
-  std::fill(grow, grow + s.w * C, 0.0f);
+                  int64_t hi, int pad, bool residual) {
+  const int64_t C = s.c, CX = s.cx;
+  float* grow_all = gx + (n * s.h + hi) * s.w * CX;
+  if (residual) {  // residual needs ho == hi, wo == wi
+    const float* gsame = g + (n * s.ho + hi) * s.wo * C;
+    for (int64_t wi = 0; wi < s.w; ++wi) {
+      float* d = grow_all + wi * CX;
+      std::fill(d, d + CX, 0.0f);
+      std::copy(gsame + wi * C, gsame + (wi + 1) * C, d + s.off);
+    }
+  } else {
+    std::fill(grow_all, grow_all + s.w * CX, 0.0f);
+  }
+  float* grow = grow_all + s.off;
   for (int64_t i = 0; i < s.k; ++i) {
     const int64_t ho = hi - i + pad;
     if (ho < 0 || ho >= s.ho) continue;
@@ -73,7 +98,7 @@ void InputGradRow(const float* g, const float* w, float* gx, const Shape& s, int
       const int64_t hi_w = std::min<int64_t>(s.w, s.wo + j - pad);
       for (int64_t wi = lo; wi < hi_w; ++wi) {
         const float* gp = gorow + (wi - j + pad) * C;
-        float* xp = grow + wi * C;
+        float* xp = grow + wi * CX;
 #pragma omp simd
         for (int64_t c = 0; c < C; ++c) xp[c] += gp[c] * wk[c];
       }
@@ -84,7 +109,7 @@ void InputGradRow(const float* g, const float* w, float* gx, const Shape& s, int
 // acc_w[i, j, :] += sum_wo g[n, ho, wo, :] * x[n, ho+i-pad, wo+j-pad, :];  acc_b += sum_wo g
 void ParamGradRow(const float* x, const float* g, float* acc_w, float* acc_b, const Shape& s,
                   int64_t n, int64_t ho, int pad) {
-  const int64_t C = s.c;
+  const int64_t C = s.c, CX = s.cx;
   const float* gorow = g + (n * s.ho + ho) * s.wo * C;
   for (int64_t wo = 0; wo < s.wo; ++wo) {
     const float* gp = gorow + wo * C;
@@ -94,13 +119,13 @@ void ParamGradRow(const float* x, const float* g, float* acc_w, float* acc_b, co
   for (int64_t i = 0; i < s.k; ++i) {
     const int64_t hi = ho + i - pad;
     if (hi < 0 || hi >= s.h) continue;
-    const float* xrow = x + (n * s.h + hi) * s.w * C;
+    const float* xrow = x + (n * s.h + hi) * s.w * CX + s.off;
     for (int64_t j = 0; j < s.k; ++j) {
       float* aw = acc_w + (i * s.k + j) * C;
       const int64_t lo = std::max<int64_t>(0, pad - j);
       const int64_t hi_w = std::min<int64_t>(s.wo, s.w + pad - j);
       for (int64_t wo = lo; wo < hi_w; ++wo) {
-        const float* xp = xrow + (wo + j - pad) * C;
+        const float* xp = xrow + (wo + j - pad) * CX;
         const float* gp = gorow + wo * C;
 #pragma omp simd
         for (int64_t c = 0; c < C; ++c) aw[c] += gp[c] * xp[c];
@@ -112,22 +137,24 @@ void ParamGradRow(const float* x, const float* g, float* acc_w, float* acc_b, co
 }  // namespace
 
 std::vector<paddle::Tensor> DwconvNhwcForward(const paddle::Tensor& x, const paddle::Tensor& w,
-                                              const paddle::Tensor& b, int pad, int threads) {
-  const Shape s = GetShape(x, w, pad);
+                                              const paddle::Tensor& b, int pad, int c_off,
+                                              bool residual, int threads) {
+  const Shape s = GetShape(x, w, pad, c_off, residual);
   auto out = paddle::empty({s.n, s.ho, s.wo, s.c}, x.dtype(), x.place());
   const float* xd = x.data<float>();
   const float* wd = w.data<float>();
   const float* bd = b.data<float>();
   float* od = out.data<float>();
 #pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t r = 0; r < s.n * s.ho; ++r) ForwardRow(xd, wd, bd, od, s, r / s.ho, r % s.ho, pad);
+  for (int64_t r = 0; r < s.n * s.ho; ++r)
+    ForwardRow(xd, wd, bd, od, s, r / s.ho, r % s.ho, pad, residual);
   return {out};
 }
 
 std::vector<paddle::Tensor> DwconvNhwcBackward(const paddle::Tensor& x, const paddle::Tensor& w,
                                                const paddle::Tensor& b, const paddle::Tensor& grad,
-                                               int pad, int threads) {
-  const Shape s = GetShape(x, w, pad);
+                                               int pad, int c_off, bool residual, int threads) {
+  const Shape s = GetShape(x, w, pad, c_off, residual);
   auto gx = paddle::empty(x.shape(), x.dtype(), x.place());
   auto gw = paddle::empty(w.shape(), w.dtype(), w.place());
   auto gb = paddle::empty(b.shape(), b.dtype(), b.place());
@@ -140,7 +167,8 @@ std::vector<paddle::Tensor> DwconvNhwcBackward(const paddle::Tensor& x, const pa
 #pragma omp parallel num_threads(threads)
   {
 #pragma omp for schedule(static) nowait
-    for (int64_t r = 0; r < s.n * s.h; ++r) InputGradRow(gd, wd, gxd, s, r / s.h, r % s.h, pad);
+    for (int64_t r = 0; r < s.n * s.h; ++r)
+      InputGradRow(gd, wd, gxd, s, r / s.h, r % s.h, pad, residual);
     float* acc_w = acc.data() + static_cast<size_t>(omp_get_thread_num()) * (kkc + s.c);
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < s.n * s.ho; ++r)
@@ -161,11 +189,11 @@ std::vector<paddle::Tensor> DwconvNhwcBackward(const paddle::Tensor& x, const pa
 PD_BUILD_OP(dwconv_nhwc)
     .Inputs({"X", "W", "B"})
     .Outputs({"Out"})
-    .Attrs({"pad: int", "threads: int"})
+    .Attrs({"pad: int", "c_off: int", "residual: bool", "threads: int"})
     .SetKernelFn(PD_KERNEL(DwconvNhwcForward));
 
 PD_BUILD_GRAD_OP(dwconv_nhwc)
     .Inputs({"X", "W", "B", paddle::Grad("Out")})
     .Outputs({paddle::Grad("X"), paddle::Grad("W"), paddle::Grad("B")})
-    .Attrs({"pad: int", "threads: int"})
+    .Attrs({"pad: int", "c_off: int", "residual: bool", "threads: int"})
     .SetKernelFn(PD_KERNEL(DwconvNhwcBackward));
