@@ -92,12 +92,14 @@ class Block(nn.Layer):
             mlp = lambda t: self.gamma2 * self.mlp(t)  # noqa: E731
         else:
             attn, mlp = self.attn, self.mlp
+        # residual sums are added in place into the branch output, which no backward needs
+        # (the output of a Linear, a product or DropPath): one activation less per sum
         if self.pre_norm:
-            x = x + self.drop_path(attn(self.norm1(x)))
-            x = x + self.drop_path(mlp(self.norm2(x)))
+            x = self.drop_path(attn(self.norm1(x))).add_(x)
+            x = self.drop_path(mlp(self.norm2(x))).add_(x)
         else:  # post-norm, https://kexue.fm/archives/9009
-            x = self.norm1(x + self.drop_path(attn(x)))
-            x = self.norm2(x + self.drop_path(mlp(x)))
+            x = self.norm1(self.drop_path(attn(x)).add_(x))
+            x = self.norm2(self.drop_path(mlp(x)).add_(x))
         return x
 
     def forward(self, x):

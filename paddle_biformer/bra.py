@@ -245,7 +245,7 @@ class BiLevelRoutingAttention(nn.Layer):
         out = permute(out.reshape([m, n, nw, nw, wh, ww, dim // m]), [1, 2, 4, 3, 5, 0, 6])
         out = out.reshape([n, hp, wp, dim])
         if lepe is not None:
-            out = out + lepe
+            out = out.add_(lepe)  # `out` is a fresh copy that no backward needs
         out = self.wo(out)
         if pad_r or pad_b:
             out = out[:, :h_in, :w_in, :]

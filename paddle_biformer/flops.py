@@ -70,7 +70,8 @@ def count_flops(model: nn.Layer, input_shape=(1, 3, 224, 224)) -> int:
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
+        if was_training:  # Paddle 2.6's train() takes no argument
+            model.train()
     return total[0]
 
 

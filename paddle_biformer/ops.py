@@ -81,7 +81,8 @@ def attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor, scale: float
     lq, c = q.shape[-2:]
     lk, cv = v.shape[-2:]
     _flops.add(batch * lq * lk * (c + cv))
-    attn = paddle.matmul(q * scale, k, transpose_y=True)
+    # scale the logits in place: `q * scale` would be a copy of q kept alive for the backward
+    attn = paddle.matmul(q, k, transpose_y=True).scale_(scale)
     attn = F.softmax(attn, axis=-1)
     out = paddle.matmul(attn, v)
     return (out, attn) if return_weights else out
