@@ -20,6 +20,9 @@ Method
   VmHWM after the timed steps - ``base``: activations, gradients, optimizer state and allocator
   caches, not weights or inputs.
 * Threads: ``configure_cpu(threads)`` for Paddle, ``torch.set_num_threads(threads)`` for torch.
+* ``--rounds R`` (default 3): the measurements run R times, alternating the frameworks within
+  each round, and the table shows the median over rounds (the spread min-max beside it), so a
+  slow spell of a shared machine does not decide a ratio.
 * ``--gather``: median ms per call of the routed K/V gather variants, same seeded inputs.
 """
 from __future__ import annotations
@@ -267,27 +270,46 @@ def bench_models(args) -> list:
     for case in args.case:
         img_size, batch = (int(v) for v in case.split(":"))
         config = json.dumps(dict(model_config(args.arch, img_size), num_classes=args.num_classes))
-        res = {}
-        for framework in ["paddle"] + (["torch"] if args.torch_ref else []):
-            for mode in ("forward", "train"):
-                print(f"  running {framework} {mode} {img_size}:{batch} ...", file=sys.stderr, flush=True)
-                res[framework, mode] = run_worker(args, framework, mode=mode, img_size=img_size,
-                                                  batch=batch, config=config)
+        runs = {}  # (framework, mode) -> one result per round
+        for r in range(args.rounds):
+            for framework in ["paddle"] + (["torch"] if args.torch_ref else []):
+                for mode in ("forward", "train"):
+                    print(f"  round {r + 1}/{args.rounds}: {framework} {mode} {img_size}:{batch} ...",
+                          file=sys.stderr, flush=True)
+                    runs.setdefault((framework, mode), []).append(run_worker(
+                        args, framework, mode=mode, img_size=img_size, batch=batch, config=config))
         for metric, mode, key in (("forward img/s", "forward", "img_s"), ("train img/s", "train", "img_s"),
                                   ("train peak MiB", "train", "peak_mib")):
-            ours = res["paddle", mode].get(key)
-            official = res.get(("torch", mode), {}).get(key)
+            ours, ours_spread = median_over_rounds(runs.get(("paddle", mode), []), key)
+            official, official_spread = median_over_rounds(runs.get(("torch", mode), []), key)
             better = ratio(ours, official) if key == "img_s" else ratio(official, ours)
             rows.append({"case": f"{args.arch} {img_size}:{batch}", "metric": metric, "ours": ours,
-                         "official": official, "ratio": better,
-                         "raw": {"ours": res["paddle", mode], "official": res.get(("torch", mode))}})
-    print(f"\n{warning}{args.arch}, {args.threads} threads, {args.warmup} warm-up + {args.steps} timed steps; "
-          "img/s = batch / median step time; peak MiB = peak RSS over timed train steps - RSS "
-          "before first step.\nratio > 1 means ours is better (img/s: ours/official; MiB: official/ours).\n")
-    print(f"{'case':<22}{'metric':<17}{'ours':>10}{'official':>10}{'ratio':>8}")
+                         "official": official, "ratio": better, "ours_range": ours_spread,
+                         "official_range": official_spread,
+                         "raw": {"ours": runs.get(("paddle", mode)), "official": runs.get(("torch", mode))}})
+    print(f"\n{warning}{args.arch}, {args.threads} threads, {args.warmup} warm-up + {args.steps} timed steps, "
+          f"median of {args.rounds} alternating rounds (min-max in brackets); img/s = batch / median "
+          "step time; peak MiB = peak RSS over timed train steps - RSS before first step.\n"
+          "ratio > 1 means ours is better (img/s: ours/official; MiB: official/ours).\n")
+    print(f"{'case':<22}{'metric':<16}{'ours':>22}{'official':>22}{'ratio':>8}")
     for r in rows:
-        print(f"{r['case']:<22}{r['metric']:<17}{fmt(r['ours']):>10}{fmt(r['official']):>10}{r['ratio']:>8}")
+        print(f"{r['case']:<22}{r['metric']:<16}{spread(r['ours'], r['ours_range']):>22}"
+              f"{spread(r['official'], r['official_range']):>22}{r['ratio']:>8}")
     return rows
+
+
+def median_over_rounds(results: list, key: str):
+    """(median, (min, max)) of ``key`` over the rounds that produced it; (None, None) if none."""
+    values = [r[key] for r in results if r.get(key) is not None]
+    if not values:
+        return None, None
+    return statistics.median(values), (min(values), max(values))
+
+
+def spread(value, bounds) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.1f} [{bounds[0]:.1f}-{bounds[1]:.1f}]" if bounds and bounds[0] != bounds[1] else f"{value:.1f}"
 
 
 def bench_gather(args) -> list:
@@ -320,6 +342,7 @@ def parse_args():
     p.add_argument("--case", action="append", help="IMG_SIZE:BATCH, repeatable (default 224:8 and 32:128)")
     p.add_argument("--num-classes", type=int, default=10)
     p.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
+    p.add_argument("--rounds", type=int, default=3, help="alternating repetitions; the median is shown")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="default: all CPUs")
     p.add_argument("--torch-ref", help="path to the official BiFormer clone: also run the official model")
@@ -353,7 +376,8 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": {k: v for k, v in vars(args).items() if k in
-                                ("arch", "case", "steps", "warmup", "threads", "torch_ref", "gather", "gather_reps")},
+                                ("arch", "case", "steps", "rounds", "warmup", "threads", "torch_ref",
+                                 "gather", "gather_reps")},
                        "rows": rows}, f, indent=1)
 
 

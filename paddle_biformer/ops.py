@@ -116,19 +116,54 @@ def permute(x: paddle.Tensor, perm) -> paddle.Tensor:
     return ext.permute_copy(_contiguous(x), [int(p) for p in perm], num_threads())
 
 
+class _Im2colConv(paddle.autograd.PyLayer):
+    """Convolution as im2col + one matrix product that keeps only its input for the backward
+    and rebuilds the columns there: the columns are k*k/stride^2 times the input (2.25x for
+    BiFormer's 3x3 stride-2 convolutions), too much to keep for every training step."""
+
+    @staticmethod
+    def forward(ctx, x, w2d, bias, k, stride, padding):
+        cols = cpu_kernels().im2col_nhwc(x, k, stride, padding, num_threads())
+        out = linear(cols, w2d, bias)
+        ctx.save_for_backward(x, w2d)
+        ctx.geometry, ctx.has_bias = (k, stride, padding), bias is not None
+        ctx.needs_grad = [t is not None and not t.stop_gradient for t in (x, w2d, bias)]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w2d = ctx.saved_tensor()
+        k, stride, padding = ctx.geometry
+        ext, threads = cpu_kernels(), num_threads()
+        cols = ext.im2col_nhwc(x, k, stride, padding, threads).reshape([-1, w2d.shape[0]]) \
+            if ctx.needs_grad[1] else None
+        g2d = grad.reshape([-1, w2d.shape[1]])
+        need_x, need_w, need_b = ctx.needs_grad
+        grad_x = grad_w = grad_b = None  # None for inputs that need no gradient (e.g. images)
+        if need_x:
+            grad_cols = paddle.matmul(g2d, w2d, transpose_y=True).reshape(grad.shape[:-1] + [w2d.shape[0]])
+            grad_x = ext.col2im_nhwc(x, grad_cols, k, stride, padding, threads)
+        if need_w:
+            grad_w = paddle.matmul(cols, g2d, transpose_x=True)
+        if need_b:
+            grad_b = g2d.sum(axis=0)
+        return (grad_x, grad_w, grad_b) if ctx.has_bias else (grad_x, grad_w)
+
+
 def conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor | None,
                 stride: int, padding: int) -> paddle.Tensor:
     """Dense 2-D convolution of an NHWC tensor with a square kernel.
 
     x: (N, H, W, Cin); weight: (Cout, Cin, k, k); bias: (Cout,) -> (N, Ho, Wo, Cout).
-    Float32 on a CPU: C++ im2col + one matrix product; elsewhere Paddle's conv2d.
+    Float32 on a CPU: C++ im2col + one matrix product, the columns rebuilt in the backward
+    instead of kept; elsewhere Paddle's conv2d.
     """
     ext = cpu_kernels() if _use_cpu_kernels(x, weight) else None
     if ext is None:
         return F.conv2d(x, weight, bias, stride=stride, padding=padding, data_format="NHWC")
     cout, cin, k, _ = weight.shape
-    cols = ext.im2col_nhwc(_contiguous(x), k, stride, padding, num_threads())
-    return linear(cols, permute(weight, [2, 3, 1, 0]).reshape([k * k * cin, cout]), bias)
+    w2d = permute(weight, [2, 3, 1, 0]).reshape([k * k * cin, cout])
+    return _Im2colConv.apply(_contiguous(x), w2d, bias, k, stride, padding)
 
 
 def depthwise_conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor | None,

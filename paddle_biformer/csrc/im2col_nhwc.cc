@@ -5,8 +5,9 @@
 //   x: (N, H, W, C)  ->  cols: (N, Ho, Wo, K * K * C), last axis ordered (i, j, c),
 //   Ho = (H + 2 pad - K) / stride + 1 (same for Wo); outside the image the patch is zero.
 //
-// The backward (col2im) sums each patch element back into its pixel; threads split the input
-// rows, so no two threads write the same memory.
+// The backward (col2im, also an op of its own, `x` giving only the shape) sums each patch
+// element back into its pixel; threads split the input rows, so no two threads write the same
+// memory.
 #include <omp.h>
 
 #include <algorithm>
@@ -94,6 +95,19 @@ std::vector<paddle::Tensor> Im2colNhwcBackward(const paddle::Tensor& x, const pa
   }
   return {gx};
 }
+
+// col2im as an op of its own, for convolutions that keep only their input for the backward
+// and rebuild the columns (see ops.conv2d_nhwc).
+std::vector<paddle::Tensor> Col2imNhwc(const paddle::Tensor& x, const paddle::Tensor& cols, int k,
+                                       int stride, int pad, int threads) {
+  return Im2colNhwcBackward(x, cols, k, stride, pad, threads);
+}
+
+PD_BUILD_OP(col2im_nhwc)
+    .Inputs({"X", "Cols"})
+    .Outputs({"Out"})
+    .Attrs({"k: int", "stride: int", "pad: int", "threads: int"})
+    .SetKernelFn(PD_KERNEL(Col2imNhwc));
 
 PD_BUILD_OP(im2col_nhwc)
     .Inputs({"X"})
