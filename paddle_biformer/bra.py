@@ -203,9 +203,11 @@ class BiLevelRoutingAttention(nn.Layer):
         p2, w2 = nw * nw, wh * ww
         m, qk, dim = self.num_heads, self.qk_dim, self.dim
 
+        # q, k and v from the qkv Linear's column blocks: qk (N, H, W, 2 qk) and v (N, H, W, dim).
+        # Two products instead of one, so that LePE's backward keeps only v alive, not all of qkv.
         proj = self.qkv.qkv
-        qkv = proj(x)  # (N, H, W, 2 qk + dim)
-        lepe = self.lepe(qkv, channel_offset=2 * qk) if self.lepe is not None else None  # on V
+        qk_map, v = proj(x, sections=[2 * qk, dim])
+        lepe = self.lepe(v) if self.lepe is not None else None
 
         # head-major windows: (parts, heads, N * p2, wh, ww, c_head), windows in official order
         def windows(t, parts, ch):
@@ -213,17 +215,15 @@ class BiLevelRoutingAttention(nn.Layer):
             t = permute(t, [5, 6, 0, 1, 3, 2, 4, 7])
             return t.reshape([parts, m, n * p2, wh, ww, ch // m])
 
-        if qk == dim:  # one permutation for q, k and v (the released configurations)
-            q, k, v = windows(qkv, 3, dim).unbind(0)
-        else:
-            q, k, v = paddle.split(qkv, [qk, qk, dim], axis=-1)
-            q, k, v = (windows(t, 1, ch).squeeze(0) for t, ch in ((q, qk), (k, qk), (v, dim)))
+        q, k = windows(qk_map, 2, qk).unbind(0)
+        v = windows(v, 1, dim).squeeze(0)
 
         # region level: window-averaged q and k, (N, p2, qk) each. The projection is affine, so
         # mean(qkv(x)) = qkv(mean(x)): average x, then apply the q and k columns.
+        # (not counted as FLOPs: an implementation detail, the model's definition has no product here)
         w_qk = paddle.split(proj.weight, [2 * qk, dim], axis=1)[0]
         b_qk = paddle.split(proj.bias, [2 * qk, dim])[0] if proj.bias is not None else None
-        qk_win = linear(window_mean(x, nw), w_qk, b_qk)
+        qk_win = linear(window_mean(x, nw), w_qk, b_qk, count_flops=False)
         q_win, k_win = paddle.split(qk_win, 2, axis=-1)
         r_weight, r_idx = self.router(q_win, k_win)
 

@@ -54,7 +54,7 @@ def count_flops(model: nn.Layer, input_shape=(1, 3, 224, 224)) -> int:
     """Multiply-accumulates of one eval-mode forward pass of ``model`` on ``input_shape``."""
     hooks = []
     for layer in model.sublayers(include_self=True):
-        if isinstance(layer, nn.Linear):
+        if isinstance(layer, nn.Linear) and not getattr(layer, "counts_own_flops", False):
             hooks.append(layer.register_forward_post_hook(_linear_hook))
         elif isinstance(layer, nn.Conv2D) and not getattr(layer, "counts_own_flops", False):
             hooks.append(layer.register_forward_post_hook(_conv_hook))

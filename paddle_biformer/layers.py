@@ -18,11 +18,19 @@ class Linear(nn.Linear):
     """``nn.Linear`` (same parameters: weight (in, out), bias (out,)) computed by
     :func:`paddle_biformer.ops.linear`, which fuses the bias on CPUs. x: (..., in) -> (..., out)."""
 
+    counts_own_flops = True  # ops.linear reports them
+
     def __init__(self, in_features, out_features, bias=True):
         super().__init__(in_features, out_features, bias_attr=None if bias else False)
 
-    def forward(self, x):
-        return linear(x, self.weight, self.bias)
+    def forward(self, x, sections=None):
+        """x: (..., in) -> (..., out); with ``sections`` (output sizes summing to ``out``), the
+        products of those column blocks as separate tensors (no slicing of a joint output)."""
+        if sections is None:
+            return linear(x, self.weight, self.bias)
+        weights = paddle.split(self.weight, sections, axis=1)
+        biases = paddle.split(self.bias, sections) if self.bias is not None else [None] * len(sections)
+        return [linear(x, w, b) for w, b in zip(weights, biases)]
 
 
 class DropPath(nn.Layer):
