@@ -9,6 +9,7 @@
 Every option is a field of paddle_biformer.engine.TrainConfig; see README.md for the recipes.
 """
 import argparse
+import json
 import sys
 
 from paddle_biformer.data import DataError
@@ -34,6 +35,8 @@ def parse_args(argv=None) -> TrainConfig:
     g.add_argument("--img-size", type=int, help=f"input size (default {defaults.img_size}; 32 trains CIFAR natively)")
     g.add_argument("--pretrained", help="official .pth or our .pdparams to start from")
     g.add_argument("--drop-path", type=float, help="stochastic depth rate")
+    g.add_argument("--model-kwargs", type=json.loads, metavar="JSON",
+                   help='BiFormer overrides, e.g. \'{"depth": [1, 1, 2, 1]}\'')
     g = p.add_argument_group("data")
     g.add_argument("--data-path", help="folder with train/ and val/ (or test/) of class folders; default CIFAR-10")
     g.add_argument("--data-file", help="cifar-10-python.tar.gz (default: AI Studio's data/data152754/, "

@@ -17,7 +17,8 @@ import paddle
 from .convert import CheckpointError, atomic_write, convert_state_dict, extract_state_dict, load_torch_checkpoint
 
 __all__ = ["load_state", "load_pretrained", "download_pretrained", "guess_arch",
-           "CheckpointMismatchError", "CheckpointError", "atomic_save"]
+           "CheckpointMismatchError", "CheckpointError", "atomic_save", "portable_optimizer_state",
+           "restore_optimizer_state"]
 
 logger = logging.getLogger("paddle_biformer")
 HEAD_KEYS = ("head.weight", "head.bias")
@@ -30,6 +31,29 @@ class CheckpointMismatchError(ValueError):
 def atomic_save(obj, path: str) -> None:
     """``paddle.save`` through a temporary file and a rename: never a half-written file."""
     atomic_write(path, lambda tmp: paddle.save(obj, tmp))
+
+
+def _rename_accumulators(state: dict, names: dict) -> dict:
+    """Replace the parameter-name prefix of optimizer accumulator keys ('<param>_moment1_0')
+    using ``names`` (old -> new); other entries (LR_Scheduler, ...) are kept as they are."""
+    by_length = sorted(names, key=len, reverse=True)
+    out = {}
+    for key, value in state.items():
+        prefix = next((n for n in by_length if key.startswith(n + "_")), None)
+        out[names[prefix] + key[len(prefix):] if prefix else key] = value
+    return out
+
+
+def portable_optimizer_state(optimizer, model) -> dict:
+    """The optimizer's state keyed by structured parameter names ('stages.0.0.attn...'), not by
+    Paddle's generated names ('linear_12.w_0'), which change when another model is built in
+    the same process (a notebook): it can be restored into any freshly built model."""
+    return _rename_accumulators(optimizer.state_dict(), {p.name: f"@{k}" for k, p in model.named_parameters()})
+
+
+def restore_optimizer_state(optimizer, model, state: dict) -> None:
+    """Load a state saved by :func:`portable_optimizer_state`."""
+    optimizer.set_state_dict(_rename_accumulators(state, {f"@{k}": p.name for k, p in model.named_parameters()}))
 
 
 def _to_numpy(state: dict) -> dict:

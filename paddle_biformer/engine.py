@@ -21,7 +21,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from .checkpoint import atomic_save, load_pretrained
+from .checkpoint import atomic_save, load_pretrained, portable_optimizer_state, restore_optimizer_state
 from .convert import atomic_write
 from .data import (IMAGENET_MEAN, IMAGENET_STD, DataError, ImageData, load_cifar10,
                    load_image_folders, materialize, rng_for)
@@ -51,6 +51,7 @@ class TrainConfig:
 
     arch: str = "biformer_tiny"
     img_size: int = 224
+    model_kwargs: dict = field(default_factory=dict)  # BiFormer overrides, e.g. {"depth": [1, 1, 2, 1]}
     epochs: int = 50
     batch_size: int = 32
     optimizer: str = "adam"            # adam | adamw
@@ -170,7 +171,7 @@ def load_data(config: TrainConfig) -> tuple:
 
 def build_model_for(config: TrainConfig, num_classes: int):
     model = create_model(config.arch, num_classes=num_classes, img_size=config.img_size,
-                         drop_path_rate=config.drop_path)
+                         drop_path_rate=config.drop_path, **config.model_kwargs)
     model.check_input_size(config.img_size, config.img_size)
     return model
 
@@ -179,7 +180,8 @@ def model_info(config: TrainConfig, classes: list, model) -> dict:
     """What eval.py and the notebook need to rebuild the model and read its outputs."""
     return {"arch": config.arch, "img_size": config.img_size, "num_classes": len(classes),
             "classes": list(classes), "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
-            "n_win": model.n_win, "topks": model.topks, "ema": config.ema}
+            "n_win": model.n_win, "topks": model.topks, "model_kwargs": dict(config.model_kwargs),
+            "ema": config.ema}
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -280,7 +282,8 @@ class _Run:
     def save_last(self):
         if not self.main:
             return
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        state = {"model": self.model.state_dict(),
+                 "optimizer": portable_optimizer_state(self.optimizer, self.model),
                  "scheduler": self.scheduler.state_dict(), "epoch": self.epoch,
                  "step_in_epoch": self.step_in_epoch, "best_top1": self.best,
                  "history": self.history, "config": self.config.to_dict(), "classes": self.classes,
@@ -317,7 +320,7 @@ class _Run:
             raise TrainingError(f"--resume {path!r} was made with another configuration ({lines}); "
                                 "resume with the same options, or start a new run in another --output")
         self.model.set_state_dict(state["model"])
-        self.optimizer.set_state_dict(state["optimizer"])
+        restore_optimizer_state(self.optimizer, self.model, state["optimizer"])
         self.scheduler.set_state_dict(state["scheduler"])
         if self.ema and state.get("ema"):
             self.ema.set_state_dict(state["ema"])

@@ -31,7 +31,8 @@ def _read_info(weights: str) -> dict | None:
         state = paddle.load(weights)
         cfg, classes = state.get("config", {}), state.get("classes", [])
         return {"arch": cfg.get("arch"), "img_size": cfg.get("img_size"), "classes": classes,
-                "num_classes": len(classes), "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
+                "num_classes": len(classes), "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
+                "model_kwargs": cfg.get("model_kwargs", {})}
     return None
 
 
@@ -55,7 +56,7 @@ def load_trained(weights: str, arch: str | None = None, img_size: int | None = N
     if len(classes) != num_classes:
         raise ValueError(f"{len(classes)} class names for a classifier with {num_classes} outputs "
                          f"({weights}); give matching names or none")
-    model = create_model(arch, num_classes=num_classes, img_size=img_size)
+    model = create_model(arch, num_classes=num_classes, img_size=img_size, **info.get("model_kwargs", {}))
     load_pretrained(model, state, source=weights)
     model.eval()
     info = {"arch": model.arch, "img_size": img_size, "classes": list(classes),
