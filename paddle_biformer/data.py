@@ -155,7 +155,7 @@ def load_image(path: str) -> Image.Image:
 
 def _decode_all(paths: list, size: int, desc: str) -> np.ndarray:
     """Decode and resize every image to size x size, in parallel; (N, size, size, 3) uint8."""
-    from tqdm import tqdm
+    from .progress import progress
 
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
 
@@ -166,8 +166,7 @@ def _decode_all(paths: list, size: int, desc: str) -> np.ndarray:
         out[i] = np.asarray(im)
 
     with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
-        list(tqdm(pool.map(work, range(len(paths))), total=len(paths), desc=desc, unit="img",
-                  leave=False, mininterval=1.0))
+        list(progress(pool.map(work, range(len(paths))), total=len(paths), desc=desc, unit="img"))
     return out
 
 

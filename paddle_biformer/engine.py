@@ -27,6 +27,7 @@ from .data import (IMAGENET_MEAN, IMAGENET_STD, DataError, ImageData, load_cifar
                    load_image_folders, materialize, rng_for)
 from .loader import BatchLoader, recipe_for, to_model_input
 from .mixup import MixupCutmix, smooth_one_hot, soft_cross_entropy
+from .progress import progress
 from .registry import create_model
 from .runtime import configure_cpu
 
@@ -36,7 +37,7 @@ __all__ = ["TrainConfig", "fit", "evaluate", "load_data", "build_model_for", "Mo
 MODEL_INFO = "model_info.json"
 LAST = "last.pdckpt"
 # settings that may change when resuming; any other difference is refused
-RESUMABLE_CHANGES = {"output", "resume", "workers", "pretrained", "log_every", "notebook"}
+RESUMABLE_CHANGES = {"output", "resume", "workers", "pretrained", "log_every"}
 
 
 class TrainingError(RuntimeError):
@@ -78,7 +79,6 @@ class TrainConfig:
     output: str = os.path.join("work", "model")
     resume: str | None = None          # a last.pdckpt, or "auto"
     log_every: int = 10
-    notebook: bool = False             # tqdm bars for notebooks
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -191,14 +191,12 @@ def evaluate(model, loader: BatchLoader, smoothing: float = 0.0, desc: str = "ev
     """Loss (cross-entropy with ``smoothing``), top-1/top-5 accuracy (%), the confusion matrix
     (``confusion[i][j]``: images of class i predicted j) and throughput of ``model`` over the
     loader (summed over data-parallel processes)."""
-    from tqdm.auto import tqdm
-
     model.eval()
     num_classes = len(loader.data.classes)
     loss_sum = n = c1 = c5 = 0.0
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     start = time.perf_counter()
-    bar = tqdm(loader.batches(0), total=len(loader), desc=desc, leave=False, disable=not show_progress)
+    bar = progress(loader.batches(0), total=len(loader), desc=desc, enabled=show_progress)
     for images, labels in bar:
         logits = model(to_model_input(images))
         targets = smooth_one_hot(labels, num_classes, smoothing)
@@ -335,16 +333,14 @@ class _Run:
 
     # -- one epoch
     def train_epoch(self):
-        from tqdm.auto import tqdm
-
         cfg, epoch = self.config, self.epoch
         self.net.train()
         start_step = self.step_in_epoch
         total = len(self.train_loader)
         loss_sum = correct = seen = 0.0
         t0 = time.perf_counter()
-        bar = tqdm(self.train_loader.batches(epoch, start_step), total=total, initial=start_step,
-                   desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not self.main, leave=False)
+        bar = progress(self.train_loader.batches(epoch, start_step), total=total, initial=start_step,
+                       desc=f"epoch {epoch + 1}/{cfg.epochs}", enabled=self.main)
         for step, (images, labels) in enumerate(bar, start=start_step):
             paddle.seed(int(rng_for(cfg.seed, epoch, step, self.rank).integers(1 << 31)))  # DropPath
             x = to_model_input(images)
