@@ -29,6 +29,7 @@ from .loader import BatchLoader, recipe_for, to_model_input
 from .mixup import MixupCutmix, smooth_one_hot, soft_cross_entropy
 from .progress import progress
 from .registry import create_model
+from ._ext import cpu_kernels
 from .runtime import configure_cpu
 
 __all__ = ["TrainConfig", "fit", "evaluate", "load_data", "build_model_for", "ModelEMA",
@@ -218,12 +219,11 @@ class _Run:
 
     def __init__(self, config: TrainConfig):
         self.config = config
-        self.rank, self.world = _dist()
+        self.rank, self.world = _dist()  # known from the launcher's environment before init
         self.main = self.rank == 0
-        if self.world > 1:
-            paddle.distributed.init_parallel_env()
         if paddle.device.get_device().startswith("cpu"):
             configure_cpu()
+            cpu_kernels()  # compile/load before the processes synchronise (gloo waits only 30 s)
         paddle.seed(config.seed)
         self.train_data, self.val_data = load_data(config)
         self.classes = self.train_data.classes
@@ -254,6 +254,8 @@ class _Run:
         self.scaler = paddle.amp.GradScaler() if self.amp == "float16" else None
         self.mixer = MixupCutmix(len(self.classes), config.mixup, config.cutmix, config.mix_prob,
                                  label_smoothing=config.label_smoothing)
+        if self.world > 1:  # after the slow set-up: data decoding, kernel compilation
+            paddle.distributed.init_parallel_env()
         self.net = paddle.DataParallel(self.model) if self.world > 1 else self.model
         self.epoch = 0          # epochs completed
         self.step_in_epoch = 0  # batches completed in the current epoch (after Ctrl-C)
@@ -379,7 +381,16 @@ class _Run:
         return {"train_loss": loss_sum / seen, "train_acc": 100.0 * correct / seen,
                 "train_img_s": seen / max(seconds, 1e-9)}
 
+    def _share_rank0_buffers(self):
+        """BatchNorm statistics differ between data-parallel processes (each normalises its own
+        shard); use rank 0's, the ones it saves, everywhere before validating."""
+        if self.world > 1:
+            for name, buf in self.model.state_dict().items():
+                if name.endswith(("_mean", "_variance")):
+                    paddle.distributed.broadcast(buf, src=0)
+
     def evaluate_now(self):
+        self._share_rank0_buffers()
         if self.ema:  # evaluate the moving average, restore the live weights after
             live = {k: v.clone() for k, v in self.model.state_dict().items()}
             self.model.set_state_dict(self.ema.state_dict())

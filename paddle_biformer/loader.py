@@ -89,9 +89,9 @@ class BatchLoader:
         n = len(self.data)
         order = rng_for(self.seed, epoch, 1).permutation(n) if self.train else np.arange(n)
         if self.world > 1:
-            per_rank = math.ceil(n / self.world) if not self.train else n // self.world
-            order = np.resize(order, per_rank * self.world)  # pad evaluation by wrapping
-            order = order[self.rank::self.world]
+            if self.train:  # equal shards: the processes synchronise at every step
+                order = order[: n // self.world * self.world]
+            order = order[self.rank::self.world]  # evaluation: every image exactly once
         return order
 
     def __len__(self):

@@ -213,3 +213,30 @@ def test_command_lines_train_evaluate_and_classify(folders, tmp_path):
     assert res.stdout.count("%") == 3 and "0000.jpg" in res.stdout
     res = _run("train.py", "--data-path", str(tmp_path / "nowhere"), "--output", out)
     assert res.returncode == 2 and "does not exist" in res.stderr
+
+
+def test_two_processes_train_data_parallel_on_cpu(folders, tmp_path):
+    """python -m paddle.distributed.launch --nproc_per_node 2 train.py ...: both processes
+    train their shard; rank 0 alone writes, with metrics summed over the processes."""
+    out = str(tmp_path / "ddp")
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env["PYTHONPATH"] = ROOT
+    res = subprocess.run(
+        [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir",
+         str(tmp_path / "logs"), "--log_level", "WARNING", "train.py", "--img-size", "32",
+         "--data-path", folders, "--epochs", "2", "--batch-size", "8", "--model-kwargs", json.dumps(SMALL),
+         "--output", out, "--workers", "0", "--optimizer", "adamw", "--lr", "2e-3", "--mixup", "0"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    logs = "".join(open(os.path.join(tmp_path, "logs", f)).read() for f in sorted(os.listdir(tmp_path / "logs"))
+                   if f.startswith("workerlog"))
+    assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-2000:], logs[-3000:])
+    records = read_metrics(out)
+    assert [r["epoch"] for r in records] == [1, 2]  # written once, by rank 0
+    assert records[0]["val_top1"] >= 0 and os.path.isfile(os.path.join(out, "final_model.pdparams"))
+    assert "2 processes" in logs
+    report = str(tmp_path / "eval.json")
+    res = _run("eval.py", "--weights", os.path.join(out, "final_model.pdparams"), "--data-path", folders,
+               "--json", report, "--out", str(tmp_path))
+    assert res.returncode == 0, res.stderr[-2000:]
+    with open(report) as f:
+        assert json.load(f)["n"] == 32  # every validation image once
