@@ -15,6 +15,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,9 @@ from .runtime import configure_cpu
 
 __all__ = ["TrainConfig", "fit", "evaluate", "load_data", "build_model_for", "ModelEMA",
            "WarmupCosine", "TrainingError", "MODEL_INFO", "LAST"]
+
+# Paddle warns at every BatchNorm forward in training mode that it tracks running statistics
+warnings.filterwarnings("ignore", message="When training, we now always track global mean")
 
 MODEL_INFO = "model_info.json"
 LAST = "last.pdckpt"
