@@ -4,6 +4,9 @@
     python eval.py --weights W --data-path DIR --json report.json           # your val/ or test/ folder
     python eval.py --weights W --images cat.jpg dog.png                     # top-5 classes
     python eval.py --weights biformer_tiny_best.pth --arch tiny --images x.jpg   # official weights
+    python eval.py --weights W --lime 8 --out DIR                            # LIME for 8 test images
+    python eval.py --weights W --routing 4 --query 3 3 --out DIR             # routing maps
+    python eval.py --weights W --images a.jpg --lime --routing               # ... for your images
 
 Reports loss, top-1, top-5, per-class accuracy and throughput; writes a confusion matrix and a
 grid of predictions (PNG) to --out. The model's architecture, input size and class names come
@@ -14,12 +17,10 @@ import json
 import os
 import sys
 
-import numpy as np
-
-from paddle_biformer.data import DataError, load_cifar10, load_image_folders, materialize
-from paddle_biformer.engine import evaluate
-from paddle_biformer.inference import load_trained, predict_arrays, predict_images
-from paddle_biformer.loader import BatchLoader, recipe_for
+from paddle_biformer.data import DataError
+from paddle_biformer.inference import load_trained
+from paddle_biformer.reports import (dataset_report, images_report, lime_report, load_eval_split,
+                                     routing_report, sample_images)
 from paddle_biformer.runtime import configure_cpu
 
 
@@ -38,57 +39,14 @@ def parse_args(argv=None):
     p.add_argument("--grid", type=int, default=18, help="test images in the prediction grid")
     p.add_argument("--out", help="folder for the PNGs (default: beside the weights)")
     p.add_argument("--json", help="write the figures to this JSON file")
+    p.add_argument("--lime", nargs="?", type=int, const=8, metavar="N",
+                   help="LIME explanations (PNG) for N test images (default 8), or for --images")
+    p.add_argument("--lime-samples", type=int, help="LIME perturbations per image (default: fast on CPU)")
+    p.add_argument("--routing", nargs="?", type=int, const=4, metavar="N",
+                   help="routing maps (PNG) for N test images (default 4), or for --images")
+    p.add_argument("--query", nargs=2, type=int, metavar=("ROW", "COL"),
+                   help="query region of the routing maps in the n_win grid (default: the centre)")
     return p.parse_args(argv)
-
-
-def report_images(model, info, args, out_dir):
-    from paddle_biformer.plots import plot_topk_bars
-    from paddle_biformer.data import load_image, resize_for_eval
-
-    results = predict_images(model, info, args.images, topk=args.topk)
-    for path, top in results:
-        print(f"{path}:")
-        for name, prob in top:
-            print(f"  {prob * 100:6.2f}%  {name}")
-        png = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + "_top.png")
-        plot_topk_bars(resize_for_eval(load_image(path), info["img_size"]), [n for n, _ in top],
-                       [p for _, p in top], png, title=os.path.basename(path))
-    return {"images": [{"path": p, "top": [{"class": n, "prob": q} for n, q in top]} for p, top in results]}
-
-
-def report_dataset(model, info, args, out_dir):
-    from paddle_biformer.plots import plot_confusion_matrix, plot_predictions
-
-    if args.data_path:
-        _, data = load_image_folders(args.data_path, info["img_size"], val_split=None)
-    else:
-        _, data = load_cifar10(args.data_file)
-    if data.classes != info["classes"] and len(data.classes) == len(info["classes"]):
-        print(f"note: data classes {data.classes} differ from the model's {info['classes']}")
-    elif len(data.classes) != len(info["classes"]):
-        raise DataError(f"the data has {len(data.classes)} classes, the model {len(info['classes'])}; "
-                        "evaluate on the data set the model was trained for")
-    if args.subset:
-        data = data.subset(args.subset)
-    if recipe_for(info["img_size"]) == "cifar":
-        data = materialize(data, info["img_size"], "decoding images")
-    loader = BatchLoader(data, args.batch_size, info["img_size"], train=False, workers=args.workers)
-    res = evaluate(model, loader, desc="evaluate")
-    confusion = np.asarray(res.pop("confusion"))
-    per_class = 100.0 * confusion.diagonal() / np.maximum(confusion.sum(1), 1)
-    print(f"{res['n']} images: loss {res['loss']:.4f}, top-1 {res['top1']:.2f}%, top-5 {res['top5']:.2f}%, "
-          f"{res['img_s']:.1f} img/s")
-    for name, acc, n in zip(info["classes"], per_class, confusion.sum(1)):
-        print(f"  {name:>20s}: {acc:6.2f}%  ({n} images)")
-    plot_confusion_matrix(confusion, info["classes"], os.path.join(out_dir, "confusion_matrix.png"))
-    images, labels = next(loader.batches(0))
-    images, labels = images.numpy()[:args.grid], labels.numpy()[:args.grid]
-    probs = predict_arrays(model, info, images)
-    plot_predictions(images, labels, probs.argmax(1), info["classes"], os.path.join(out_dir, "predictions.png"),
-                     probs=probs.max(1))
-    print(f"wrote {out_dir}/confusion_matrix.png and predictions.png")
-    return {**res, "per_class": dict(zip(info["classes"], per_class.round(2).tolist())),
-            "confusion": confusion.tolist()}
 
 
 def main(argv=None) -> int:
@@ -98,9 +56,21 @@ def main(argv=None) -> int:
     os.makedirs(out_dir, exist_ok=True)
     try:
         model, info = load_trained(args.weights, args.arch, args.img_size)
-        report = report_images(model, info, args, out_dir) if args.images else \
-            report_dataset(model, info, args, out_dir)
-    except (DataError, FileNotFoundError, ValueError) as e:
+        if args.lime or args.routing:
+            data = None if args.images else load_eval_split(info, args.data_path, args.data_file)
+            report = {}
+            if args.lime:
+                samples = sample_images(info, data, args.images, args.lime)
+                report.update(lime_report(model, info, samples, out_dir, args.lime_samples))
+            if args.routing:
+                samples = sample_images(info, data, args.images, args.routing)
+                report.update(routing_report(model, info, samples, out_dir, args.query))
+        elif args.images:
+            report = images_report(model, info, args.images, out_dir, args.topk)
+        else:
+            data = load_eval_split(info, args.data_path, args.data_file, args.subset)
+            report = dataset_report(model, info, data, out_dir, args.batch_size, args.workers, args.grid)
+    except (DataError, FileNotFoundError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:

@@ -4,6 +4,10 @@ Installs requirements.txt (requirements-dev.txt with --dev, for the tests) with 
 and PaddlePaddle (CPU build) only if no Paddle is importable: an existing paddlepaddle-gpu (AI
 Studio, GPU servers) is never replaced. Set PADDLE_PACKAGE to choose another package or version,
 e.g. PADDLE_PACKAGE="paddlepaddle==2.6.2".
+
+interpretdl 0.8.0 (LIME) is installed without its dependency pins (scikit-learn<=0.24 does not
+build on Python 3.11); requirements.txt lists what it really needs. OpenCV (needed by
+interpretdl) is installed as opencv-python-headless only if no cv2 imports.
 """
 import argparse
 import os
@@ -27,6 +31,10 @@ def paddle_version():
     return res.stdout.strip().splitlines()[-1] if res.returncode == 0 and res.stdout.strip() else None
 
 
+def imports(module: str) -> bool:
+    return subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True).returncode == 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dev", action="store_true", help="also install what the tests need")
@@ -37,6 +45,9 @@ def main():
     else:
         pip_install(os.environ.get("PADDLE_PACKAGE", "paddlepaddle>=2.6"))
     pip_install("-r", os.path.join(HERE, "requirements-dev.txt" if args.dev else "requirements.txt"))
+    if not imports("cv2"):
+        pip_install("opencv-python-headless")
+    pip_install("--no-deps", "interpretdl==0.8.0")
     version = paddle_version()
     if not version:
         sys.exit("PaddlePaddle does not import after installation; see "

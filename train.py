@@ -13,15 +13,7 @@ import json
 import sys
 
 from paddle_biformer.data import DataError
-from paddle_biformer.engine import TrainConfig, TrainingError, fit
-
-# named recipes: option values that differ from the defaults (the seed notebook's recipe)
-RECIPES = {
-    "seed": {},
-    # 32x32 CIFAR in little time: AdamW, short warmup, one-cycle-like cosine, crop + flip
-    "cifar-fast": dict(img_size=32, batch_size=128, optimizer="adamw", lr=2e-3, min_lr=1e-5,
-                       warmup_epochs=0.5, weight_decay=0.05, mixup=0.0, label_smoothing=0.1),
-}
+from paddle_biformer.engine import RECIPES, TrainConfig, TrainingError, fit
 
 
 def parse_args(argv=None) -> TrainConfig:
@@ -65,11 +57,8 @@ def parse_args(argv=None) -> TrainConfig:
     g = p.add_argument_group("output")
     g.add_argument("--output", help=f"run folder (default {defaults.output})")
     g.add_argument("--resume", help="a run's last.pdckpt, or 'auto' for OUTPUT/last.pdckpt")
-    args = p.parse_args(argv)
-
-    values = dict(RECIPES[args.recipe])
-    values.update({k: v for k, v in vars(args).items() if v is not None and k != "recipe"})
-    return TrainConfig(**values)
+    args = vars(p.parse_args(argv))
+    return TrainConfig.from_recipe(args.pop("recipe"), **args)
 
 
 def main(argv=None) -> int:

@@ -59,8 +59,23 @@ def _file_lock(path: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def paddle_ops_only():
+    """Within this context the model uses Paddle's own operators only (same results): for
+    exporting a static model (paddle.jit), which must not contain our CPU kernels."""
+    previous = _state.get("disabled", False)
+    _state["disabled"] = True
+    try:
+        yield
+    finally:
+        _state["disabled"] = previous
+
+
 def cpu_kernels():
-    """The compiled kernels (dwconv_nhwc, im2col_nhwc, permute_copy, window_mean), or None."""
+    """The compiled kernels (dwconv_nhwc, im2col_nhwc, permute_copy, window_mean), or None
+    (none available, disabled by PADDLE_BIFORMER_NO_EXT=1, or inside paddle_ops_only())."""
+    if _state.get("disabled"):
+        return None
     if "module" in _state:
         return _state["module"]
     module = None

@@ -172,6 +172,8 @@ class BiLevelRoutingAttention(nn.Layer):
         self.kv_downsample_kernel = kv_downsample_kernel
         self.attn_act = nn.Softmax(axis=-1)
         self.auto_pad = auto_pad
+        self.keep_routing = False  # set True to keep the last routing in self.last_routing
+        self.last_routing = None
 
     def _pool_windows(self, t):
         """Pool keys/values inside each window: (..., h, w, c) -> (..., h', w', c)."""
@@ -226,6 +228,8 @@ class BiLevelRoutingAttention(nn.Layer):
         qk_win = linear(window_mean(x, nw), w_qk, b_qk, count_flops=False)
         q_win, k_win = paddle.split(qk_win, 2, axis=-1)
         r_weight, r_idx = self.router(q_win, k_win)
+        if self.keep_routing:  # for visualisation: (weights, indices), each (N, p2, topk)
+            self.last_routing = (r_weight.detach(), r_idx.detach())
 
         # keys and values per window, (heads, N * p2, h', w', c_head)
         if self.kv_downsample_mode != "identity":

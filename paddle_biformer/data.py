@@ -89,7 +89,8 @@ def find_cifar10(data_file: str | None = None) -> str | None:
         return data_file
     cache = os.path.join(os.path.expanduser("~"), ".cache", "paddle", "dataset", "cifar",
                          "cifar-10-python.tar.gz")
-    for candidate in (AI_STUDIO_CIFAR, cache):
+    # AI Studio mounts data sets under ~/data; notebooks may run from a sub-folder
+    for candidate in (AI_STUDIO_CIFAR, os.path.join(os.path.expanduser("~"), AI_STUDIO_CIFAR), cache):
         if os.path.isfile(candidate):
             return candidate
     return None
@@ -108,7 +109,7 @@ def load_cifar10(data_file: str | None = None, download: bool = True) -> tuple:
         except Exception as e:
             raise DataError(
                 f"CIFAR-10 is not available ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
-                f"Looked for --data-file, then {AI_STUDIO_CIFAR} (AI Studio), then {cache} (Paddle's "
+                f"Looked for --data-file, then {AI_STUDIO_CIFAR} (AI Studio; here and under ~), then {cache} (Paddle's "
                 "cache), then tried to download it. Pass the file with --data-file "
                 "PATH/cifar-10-python.tar.gz, or use an image folder with --data-path DIR.") from None
         flat = np.stack([np.asarray(d[0], dtype=np.uint8) for d in ds.data])

@@ -33,7 +33,7 @@ from .registry import create_model
 from ._ext import cpu_kernels
 from .runtime import configure_cpu
 
-__all__ = ["TrainConfig", "fit", "evaluate", "load_data", "build_model_for", "ModelEMA",
+__all__ = ["TrainConfig", "RECIPES", "fit", "evaluate", "load_data", "build_model_for", "ModelEMA",
            "WarmupCosine", "TrainingError", "MODEL_INFO", "LAST"]
 
 # Paddle warns at every BatchNorm forward in training mode that it tracks running statistics
@@ -87,6 +87,26 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_recipe(cls, recipe: str = "seed", **overrides) -> "TrainConfig":
+        """A config from a named recipe (:data:`RECIPES`) with ``overrides`` (None values are
+        ignored, so command-line options that were not given keep the recipe's values)."""
+        if recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {recipe!r}; choose from {', '.join(sorted(RECIPES))}")
+        values = dict(RECIPES[recipe])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+# Named recipes: the option values that differ from TrainConfig's defaults (the seed's recipe).
+RECIPES = {
+    "seed": {},
+    # CIFAR-10 at 32x32 in little time: AdamW with a high peak rate after a short warmup, cosine
+    # to 1e-5, random crop + flip, label smoothing, no Mixup (it slows short schedules down)
+    "cifar-fast": dict(img_size=32, batch_size=128, optimizer="adamw", lr=2e-3, min_lr=1e-5,
+                       warmup_epochs=0.5, weight_decay=0.05, mixup=0.0, label_smoothing=0.1),
+}
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -221,7 +241,7 @@ def evaluate(model, loader: BatchLoader, smoothing: float = 0.0, desc: str = "ev
 class _Run:
     """One training run: the state that fit() builds, steps and saves."""
 
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig, data: tuple | None = None):
         self.config = config
         self.rank, self.world = _dist()  # known from the launcher's environment before init
         self.main = self.rank == 0
@@ -229,7 +249,7 @@ class _Run:
             configure_cpu()
             cpu_kernels()  # compile/load before the processes synchronise (gloo waits only 30 s)
         paddle.seed(config.seed)
-        self.train_data, self.val_data = load_data(config)
+        self.train_data, self.val_data = data if data is not None else load_data(config)
         self.classes = self.train_data.classes
         self.model = build_model_for(config, len(self.classes))
         if config.pretrained:
@@ -422,9 +442,10 @@ class _Run:
               f"{record['train_img_s']:.0f} img/s | best {self.best:.2f}%", flush=True)
 
 
-def fit(config: TrainConfig) -> dict:
-    """Train (or continue with ``config.resume``) and return the last epoch's metrics."""
-    run = _Run(config)
+def fit(config: TrainConfig, data: tuple | None = None) -> dict:
+    """Train (or continue with ``config.resume``) and return the last epoch's metrics.
+    ``data``: (train, val) ImageData already loaded with :func:`load_data` (else loaded here)."""
+    run = _Run(config, data)
     if config.resume:
         run.resume(config.resume)
     if run.main:

@@ -249,3 +249,98 @@ def plot_topk_bars(image, class_names_topk, probs_topk, path, title=None) -> str
     if title:
         fig.suptitle(title, fontsize=13)
     return _save(fig, path)
+
+
+def plot_lime(image, segments, weights: dict, class_names, label: int, prob: float, path: str,
+              true_label: int | None = None, num_features: int = 5) -> str:
+    """LIME explanation: the image; the superpixels that speak for ``label`` (the
+    ``num_features`` highest positive weights) over a dimmed image; every superpixel coloured by
+    its weight (green for, red against) with a colour bar.
+
+    ``image``: uint8 (H, W, 3); ``segments``: (H, W) superpixel ids; ``weights``: {id: weight}.
+    """
+    from matplotlib.colors import TwoSlopeNorm
+    from skimage.segmentation import find_boundaries
+
+    image, segments = np.asarray(image), np.asarray(segments)
+    if segments.shape != image.shape[:2]:
+        raise ValueError(f"segments {segments.shape} do not match the image {image.shape[:2]}")
+    positive = [s for s, w in sorted(weights.items(), key=lambda sw: -sw[1]) if w > 0][:num_features]
+    keep = np.isin(segments, positive)
+    dimmed = (image * 0.25 + 255 * 0.75 * 0.2).astype(np.uint8)
+    focus = np.where(keep[..., None], image, dimmed)
+    heat = np.vectorize(lambda s: weights.get(int(s), 0.0), otypes=[float])(segments)
+    edges = find_boundaries(segments, mode="inner")
+
+    fig = _figure((10.5, 3.9), layout="constrained")
+    axes = fig.subplots(1, 3)
+    _show(axes[0], image)
+    axes[0].set_title("input" + (f"\ngt: {_label(class_names, true_label)}" if true_label is not None else ""))
+    outlined = focus.copy()
+    outlined[edges & keep] = (255, 220, 0)
+    _show(axes[1], outlined)
+    axes[1].set_title(f"superpixels for '{_label(class_names, label)}'\n(top {len(positive)} of "
+                      f"{len(np.unique(segments))})")
+    bound = max(1e-12, float(np.abs(heat).max()))
+    _show(axes[2], image)
+    shown = axes[2].imshow(heat, cmap="RdYlGn", norm=TwoSlopeNorm(0.0, -bound, bound), alpha=0.6,
+                           interpolation="nearest")
+    axes[2].set_title("LIME weight per superpixel")
+    fig.colorbar(shown, ax=axes[2], fraction=0.046, pad=0.03, label="evidence for the class")
+    correct = true_label is None or int(true_label) == int(label)
+    fig.suptitle(f"predicted '{_label(class_names, label)}' with p = {100.0 * float(prob):.1f}%",
+                 color=RIGHT_COLOR if correct else WRONG_COLOR, fontsize=13)
+    return _save(fig, path)
+
+
+def plot_routing(image, routes: list, query: tuple, path: str, title: str | None = None) -> str:
+    """Bi-Level Routing maps: for each stage (one row), the image with the n_win x n_win
+    regions, the query region (blue) and the regions it is routed to (red, opacity = routing
+    weight, rank number inside); and how often each region is chosen by all regions in that
+    stage's blocks (heat map with colour bar).
+
+    ``image``: uint8 (H, W, 3); ``routes``: from :func:`paddle_biformer.interpret.routing_of`;
+    ``query``: (row, col) of the query region in the n_win grid.
+    """
+    from matplotlib.patches import Rectangle
+
+    image = np.asarray(image)
+    stages = sorted({r["stage"] for r in routes})
+    if not stages:
+        raise ValueError("the model has no Bi-Level Routing Attention block to show")
+    h, w = image.shape[:2]
+    fig = _figure((9.0, 4.2 * len(stages)), layout="constrained")
+    axes = fig.subplots(len(stages), 2, squeeze=False)
+    for row, stage in enumerate(stages):
+        blocks = [r for r in routes if r["stage"] == stage]
+        first, n = blocks[0], blocks[0]["n_win"]
+        qr, qc = min(query[0], n - 1), min(query[1], n - 1)
+        q = qr * n + qc
+        cell_h, cell_w = h / n, w / n
+        ax = axes[row, 0]
+        _show(ax, image)
+        for k in range(1, n):
+            ax.axhline(k * cell_h - 0.5, color="white", lw=0.6, alpha=0.7)
+            ax.axvline(k * cell_w - 0.5, color="white", lw=0.6, alpha=0.7)
+        weights = first["r_weight"][q]
+        for rank, (region, wgt) in enumerate(zip(first["r_idx"][q], weights / max(weights.max(), 1e-12))):
+            rr, rc = divmod(int(region), n)
+            ax.add_patch(Rectangle((rc * cell_w - 0.5, rr * cell_h - 0.5), cell_w, cell_h,
+                                   facecolor="red", alpha=0.15 + 0.45 * float(wgt), edgecolor="red", lw=1.5))
+            ax.text((rc + 0.5) * cell_w, (rr + 0.5) * cell_h, str(rank + 1), color="white",
+                    ha="center", va="center", fontsize=max(6, min(14, 90 / n)), fontweight="bold")
+        ax.add_patch(Rectangle((qc * cell_w - 0.5, qr * cell_h - 0.5), cell_w, cell_h, fill=False,
+                               edgecolor="#1f6fff", lw=3))
+        ax.set_title(f"stage {stage + 1}, block 1: region ({qr}, {qc}) reads its top-{len(weights)}")
+        counts = np.zeros(n * n)
+        for r in blocks:
+            np.add.at(counts, r["r_idx"].ravel(), 1)
+        ax = axes[row, 1]
+        _show(ax, image)
+        shown = ax.imshow(counts.reshape(n, n), cmap="magma", alpha=0.65, interpolation="nearest",
+                          extent=(-0.5, w - 0.5, h - 0.5, -0.5))
+        ax.set_title(f"stage {stage + 1}: times each region is routed to\n"
+                     f"({len(blocks)} block{'s' if len(blocks) > 1 else ''} x {n * n} queries)")
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03, label="times chosen")
+    fig.suptitle(title or "Bi-Level Routing: where each region looks", fontsize=13)
+    return _save(fig, path)

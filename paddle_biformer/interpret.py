@@ -1,0 +1,103 @@
+"""Seeing inside a trained BiFormer: LIME saliency (interpretdl) and Bi-Level Routing maps.
+
+    model, info = load_trained("work/model/best_model.pdparams")
+    exp = explain_lime(model, info, image_uint8)            # superpixels for the predicted class
+    routes = routing_of(model, info, image_uint8)           # per stage: which regions each region reads
+"""
+from __future__ import annotations
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+
+from .bra import BiLevelRoutingAttention
+from .data import IMAGENET_MEAN, IMAGENET_STD
+from .inference import predict_arrays
+from .loader import to_model_input
+
+__all__ = ["import_interpretdl", "TrainedNormalization", "lime_defaults", "explain_lime", "routing_of"]
+
+
+def import_interpretdl():
+    """interpretdl, working on current Python/IPython: its visualiser imports ``display`` from
+    ``IPython.core.display``, which IPython 9 removed; it is put back from ``IPython.display``."""
+    try:
+        import IPython.core.display as core_display
+        if not hasattr(core_display, "display"):
+            from IPython.display import HTML, display
+            core_display.display, core_display.HTML = display, HTML
+    except ImportError:
+        pass
+    try:
+        import interpretdl
+    except ImportError as e:
+        raise ImportError(f"LIME needs interpretdl ({e}). Run `python install.py`: it installs "
+                          "interpretdl 0.8 without its outdated scikit-learn<=0.24 pin, which "
+                          "does not build on Python 3.11.") from None
+    return interpretdl
+
+
+class TrainedNormalization(nn.Layer):
+    """Wrap a model for interpretdl. interpretdl feeds images normalised its own way (ImageNet
+    mean/std, in ``preprocess_image``); this layer undoes that and applies the normalisation the
+    model was trained with, so the model sees exactly its training input whatever interpretdl
+    does. x: (N, 3, H, W) as interpretdl gives it -> logits."""
+
+    def __init__(self, model, mean, std, fed_mean=IMAGENET_MEAN, fed_std=IMAGENET_STD):
+        super().__init__()
+        self.model = model
+        self.affine = [np.asarray(v, np.float32).reshape(1, 3, 1, 1) for v in (fed_mean, fed_std, mean, std)]
+
+    def forward(self, x):
+        fed_mean, fed_std, mean, std = (paddle.to_tensor(a, place=x.place) for a in self.affine)
+        pixels = x.astype("float32") * fed_std + fed_mean  # back to [0, 1]
+        return self.model((pixels - mean) / std)
+
+
+def lime_defaults(img_size: int) -> tuple:
+    """(num_samples, batch_size) that take seconds on a CPU: LIME runs the model once per
+    sample (the seed notebook used 10000 samples on a GPU)."""
+    on_gpu = not paddle.device.get_device().startswith("cpu")
+    if on_gpu:
+        return 4000, 100
+    return (1000, 100) if img_size <= 64 else (300, 20)
+
+
+def explain_lime(model, info: dict, image: np.ndarray, label: int | None = None,
+                 num_samples: int | None = None, batch_size: int | None = None, seed: int = 0) -> dict:
+    """LIME explanation of one image (img_size x img_size x 3 uint8) for ``label`` (default:
+    the predicted class). Returns {'segments': (H, W) superpixel ids, 'weights': {segment:
+    weight}, 'label', 'pred', 'probs' (K,)}."""
+    it = import_interpretdl()
+    defaults = lime_defaults(image.shape[0])
+    num_samples, batch_size = num_samples or defaults[0], batch_size or defaults[1]
+    probs = predict_arrays(model, info, image[None])[0]
+    pred = int(np.argmax(probs))
+    label = pred if label is None else int(label)
+    device = "cpu" if paddle.device.get_device().startswith("cpu") else paddle.device.get_device()
+    wrapped = TrainedNormalization(model, info["mean"], info["std"])
+    wrapped.eval()
+    interpreter = it.LIMECVInterpreter(wrapped, device=device, random_seed=seed)
+    weights = interpreter.interpret(image[None].astype(np.uint8), interpret_class=label,
+                                    num_samples=num_samples, batch_size=batch_size, visual=False)
+    segments = np.asarray(interpreter.lime_results["segmentation"])
+    return {"segments": segments, "weights": {int(s): float(w) for s, w in weights[label]},
+            "label": label, "pred": pred, "probs": probs}
+
+
+@paddle.no_grad()
+def routing_of(model, info: dict, image: np.ndarray) -> list:
+    """The routing of every Bi-Level Routing Attention block for one image (H, W, 3 uint8):
+    [{'stage', 'block', 'n_win', 'r_idx' (p2, topk), 'r_weight' (p2, topk)}, ...]."""
+    layers = [(i, j, blk.attn) for i, stage in enumerate(model.stages) for j, blk in enumerate(stage)
+              if isinstance(blk.attn, BiLevelRoutingAttention)]
+    for _, _, bra in layers:
+        bra.keep_routing, bra.last_routing = True, None
+    try:
+        model.eval()
+        model(to_model_input(paddle.to_tensor(image[None]), info["mean"], info["std"]))
+        return [{"stage": i, "block": j, "n_win": bra.n_win, "r_idx": bra.last_routing[1].numpy()[0],
+                 "r_weight": bra.last_routing[0].numpy()[0]} for i, j, bra in layers]
+    finally:
+        for _, _, bra in layers:
+            bra.keep_routing, bra.last_routing = False, None
