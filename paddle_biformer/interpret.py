@@ -18,9 +18,22 @@ from .loader import to_model_input
 __all__ = ["import_interpretdl", "TrainedNormalization", "lime_defaults", "explain_lime", "routing_of"]
 
 
+def _ridge_without_normalize(ridge):
+    """scikit-learn >= 1.2 removed Ridge's ``normalize``. interpretdl's LIME uses it only with
+    alpha=0, i.e. ordinary least squares, whose solution does not depend on the columns' scale:
+    dropping the argument gives the same fit."""
+    def make(*args, normalize=False, **kwargs):
+        if normalize and kwargs.get("alpha", 1.0) != 0:
+            raise NotImplementedError("Ridge(normalize=True) with alpha != 0 needs scikit-learn < 1.2")
+        return ridge(*args, **kwargs)
+    return make
+
+
 def import_interpretdl():
-    """interpretdl, working on current Python/IPython: its visualiser imports ``display`` from
-    ``IPython.core.display``, which IPython 9 removed; it is put back from ``IPython.display``."""
+    """interpretdl, working on current Python, IPython and scikit-learn: its visualiser imports
+    ``display`` from ``IPython.core.display`` (removed in IPython 9), put back from
+    ``IPython.display``; its LIME passes ``normalize`` to scikit-learn's Ridge (removed in 1.2),
+    dropped where it does not change the result (see :func:`_ridge_without_normalize`)."""
     try:
         import IPython.core.display as core_display
         if not hasattr(core_display, "display"):
@@ -30,10 +43,16 @@ def import_interpretdl():
         pass
     try:
         import interpretdl
+        import interpretdl.interpreter._lime_base as lime_base
     except ImportError as e:
         raise ImportError(f"LIME needs interpretdl ({e}). Run `python install.py`: it installs "
                           "interpretdl 0.8 without its outdated scikit-learn<=0.24 pin, which "
                           "does not build on Python 3.11.") from None
+    import inspect
+
+    ridge = lime_base.Ridge
+    if isinstance(ridge, type) and "normalize" not in inspect.signature(ridge.__init__).parameters:
+        lime_base.Ridge = _ridge_without_normalize(ridge)
     return interpretdl
 
 
