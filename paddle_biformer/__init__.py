@@ -1,4 +1,8 @@
 """paddle-biformer: BiFormer (CVPR 2023, Bi-Level Routing Attention) for PaddlePaddle."""
+# Pillow before Paddle: with Paddle 2.6 imported first, Pillow cannot decode PNG files
+# ("codec configuration error"; Paddle's bundled zlib wins)
+from PIL import Image as _pil_image  # noqa: F401, I001
+
 from .runtime import prefer_fast_mkl_path
 
 prefer_fast_mkl_path()  # before any matrix product runs (see runtime.py)

@@ -139,19 +139,40 @@ def _scan_classes(root: str) -> tuple:
     return paths, np.array(labels, dtype=np.int64), classes
 
 
+def _load_with_opencv(path: str) -> Image.Image | None:
+    """Decode with OpenCV (its own codecs), or None if OpenCV is missing or fails too."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    data = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if data is None:
+        return None
+    if data.ndim == 2:
+        return Image.fromarray(data)
+    code = cv2.COLOR_BGRA2RGBA if data.shape[2] == 4 else cv2.COLOR_BGR2RGB
+    return Image.fromarray(cv2.cvtColor(data, code))
+
+
 def load_image(path: str) -> Image.Image:
-    """An RGB image (grayscale, palette and RGBA images are converted); a clear error naming
-    the file if it cannot be read."""
+    """An RGB image (grayscale, palette and RGBA images are converted, transparency onto white);
+    a clear error naming the file if it cannot be read."""
     try:
         with Image.open(path) as im:
-            if im.mode in ("RGBA", "LA", "P"):
-                im = im.convert("RGBA")
-                background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(background, im)
-            return im.convert("RGB")
+            im.load()
+            im = im.copy()
     except Exception as e:
-        raise DataError(f"cannot read image {path!r} ({type(e).__name__}: {e}); remove or "
-                        "replace the file") from None
+        im = _load_with_opencv(path) if "codec configuration" in str(e) else None
+        if im is None:
+            hint = (" (Paddle 2.6 imported before Pillow breaks Pillow's PNG decoding: import "
+                    "paddle_biformer or PIL first, or install opencv-python-headless)"
+                    if "codec configuration" in str(e) else "; remove or replace the file")
+            raise DataError(f"cannot read image {path!r} ({type(e).__name__}: {e}){hint}") from None
+    if im.mode in ("RGBA", "LA", "P"):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im)
+    return im.convert("RGB")
 
 
 def _decode_all(paths: list, size: int, desc: str) -> np.ndarray:
