@@ -17,3 +17,12 @@ from .checkpoint import load_pretrained
 from .convert import convert_state_dict
 from .flops import count_flops, count_params
 from .registry import create_model, list_models, register_model
+
+# paddle.jit.to_static (export) runs the model code as it is, building Paddle ops, instead of
+# rewriting it: no branch in it depends on tensor values, and Paddle 2.6's rewriting breaks on
+# module state, early returns and super()
+from . import _ext, bra, biformer, flops, layers, ops  # noqa: E402
+
+import paddle as _paddle  # noqa: E402
+
+_paddle.jit.ignore_module([_ext, bra, biformer, flops, layers, ops])

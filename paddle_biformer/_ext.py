@@ -71,6 +71,26 @@ def paddle_ops_only():
         _state["disabled"] = previous
 
 
+@contextlib.contextmanager
+def building_static_graph():
+    """Within this context paddle.jit.to_static is building a static graph (export): Paddle's
+    own operators only, in the layouts Paddle Inference and paddle2onnx handle (see ops.py)."""
+    previous = _state.get("static", False)
+    _state["static"] = True
+    try:
+        with paddle_ops_only():
+            yield
+    finally:
+        _state["static"] = previous
+
+
+def in_static_graph() -> bool:
+    """True while a static graph is being built (export), or outside Paddle's dynamic mode."""
+    import paddle
+
+    return bool(_state.get("static")) or not paddle.in_dynamic_mode()
+
+
 def cpu_kernels():
     """The compiled kernels (dwconv_nhwc, im2col_nhwc, permute_copy, window_mean), or None
     (none available, disabled by PADDLE_BIFORMER_NO_EXT=1, or inside paddle_ops_only())."""

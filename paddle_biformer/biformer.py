@@ -14,8 +14,8 @@ import paddle.nn as nn
 
 from .bra import BiLevelRoutingAttention
 from .ops import permute
-from .layers import (Attention, AttentionLePE, ConvNHWC, DepthwiseConvNHWC, DropPath, DWConv, Linear,
-                     Rearrange)
+from .layers import (Attention, AttentionLePE, BatchNormNHWC, ConvNHWC, DepthwiseConvNHWC, DropPath,
+                     DWConv, Linear, Rearrange)
 
 __all__ = ["Block", "BiFormerStage", "BiFormer"]
 
@@ -154,6 +154,7 @@ class BiFormer(nn.Layer):
         embed_dim = list(embed_dim)
         qk_dims = [q or d for q, d in zip(qk_dims, embed_dim)]
         self.num_classes = num_classes
+        self.in_chans = in_chans
         self.num_features = self.embed_dim = embed_dim
         self.n_win = n_win
         self.auto_pad = auto_pad
@@ -163,14 +164,14 @@ class BiFormer(nn.Layer):
         self.downsample_layers = nn.LayerList()  # channels-last convolutions and norms
         self.downsample_layers.append(nn.Sequential(
             ConvNHWC(in_chans, embed_dim[0] // 2, 3, stride=2, padding=1),
-            nn.BatchNorm2D(embed_dim[0] // 2, data_format="NHWC"),
+            BatchNormNHWC(embed_dim[0] // 2),
             nn.GELU(),
             ConvNHWC(embed_dim[0] // 2, embed_dim[0], 3, stride=2, padding=1),
-            nn.BatchNorm2D(embed_dim[0], data_format="NHWC")))
+            BatchNormNHWC(embed_dim[0])))
         for i in range(3):
             self.downsample_layers.append(nn.Sequential(
                 ConvNHWC(embed_dim[i], embed_dim[i + 1], 3, stride=2, padding=1),
-                nn.BatchNorm2D(embed_dim[i + 1], data_format="NHWC")))
+                BatchNormNHWC(embed_dim[i + 1])))
 
         self.stages = nn.LayerList()
         nheads = [dim // head_dim for dim in qk_dims]
@@ -191,7 +192,7 @@ class BiFormer(nn.Layer):
                 for j in range(depth[i])]))
             cur += depth[i]
 
-        self.norm = nn.BatchNorm2D(embed_dim[-1], data_format="NHWC")
+        self.norm = BatchNormNHWC(embed_dim[-1])
         if representation_size:
             self.num_features = representation_size
             self.pre_logits = nn.Sequential(("fc", Linear(embed_dim[-1], representation_size)),

@@ -16,8 +16,9 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from . import flops as _flops
+from ._ext import in_static_graph
 from .layers import DepthwiseConvNHWC, Linear
-from .ops import attention, gather_windows, linear, permute, routed_rows, window_mean
+from .ops import add_, attention, gather_windows, linear, permute, routed_rows, window_mean
 
 __all__ = ["TopkRouting", "KVGather", "QKVLinear", "BiLevelRoutingAttention"]
 
@@ -75,7 +76,7 @@ class KVGather(nn.Layer):
             raise NotImplementedError("differentiable hard routing TBA (as in the official code)")
         n, p2, w2, c_kv = kv.shape
         weight = r_weight if self.mul_weight == "soft" else None
-        sel = gather_windows(kv.reshape([n * p2, w2, c_kv]), r_idx, weight)
+        sel = gather_windows(kv.reshape([-1, w2, c_kv]), r_idx, weight)  # -1: N * p2
         return sel.reshape([n, p2, r_idx.shape[-1], w2, c_kv])
 
 
@@ -212,10 +213,11 @@ class BiLevelRoutingAttention(nn.Layer):
         lepe = self.lepe(v) if self.lepe is not None else None
 
         # head-major windows: (parts, heads, N * p2, wh, ww, c_head), windows in official order
+        # (6-D views: Paddle 2.6's oneDNN kernels, used by Paddle Inference, take at most 6 axes)
         def windows(t, parts, ch):
-            t = t.reshape([n, nw, wh, nw, ww, parts, m, ch // m])
-            t = permute(t, [5, 6, 0, 1, 3, 2, 4, 7])
-            return t.reshape([parts, m, n * p2, wh, ww, ch // m])
+            t = t.reshape([-1, wh, nw, ww, parts * m, ch // m])  # -1: N * nw (batch may be dynamic)
+            t = permute(t, [4, 0, 2, 1, 3, 5])
+            return t.reshape([parts, m, -1, wh, ww, ch // m])  # -1: N * p2
 
         q, k = windows(qk_map, 2, qk).unbind(0)
         v = windows(v, 1, dim).squeeze(0)
@@ -223,9 +225,12 @@ class BiLevelRoutingAttention(nn.Layer):
         # region level: window-averaged q and k, (N, p2, qk) each. The projection is affine, so
         # mean(qkv(x)) = qkv(mean(x)): average x, then apply the q and k columns.
         # (not counted as FLOPs: an implementation detail, the model's definition has no product here)
-        w_qk = paddle.split(proj.weight, [2 * qk, dim], axis=1)[0]
-        b_qk = paddle.split(proj.bias, [2 * qk, dim])[0] if proj.bias is not None else None
-        qk_win = linear(window_mean(x, nw), w_qk, b_qk, count_flops=False)
+        if not in_static_graph():
+            w_qk = paddle.split(proj.weight, [2 * qk, dim], axis=1)[0]
+            b_qk = paddle.split(proj.bias, [2 * qk, dim])[0] if proj.bias is not None else None
+            qk_win = linear(window_mean(x, nw), w_qk, b_qk, count_flops=False)
+        else:  # a static graph (export): splitting the qkv weight a second time makes Paddle
+            qk_win = window_mean(qk_map, nw)  # Inference's oneDNN CPU kernels go wrong from the 2nd run
         q_win, k_win = paddle.split(qk_win, 2, axis=-1)
         r_weight, r_idx = self.router(q_win, k_win)
         if self.keep_routing:  # for visualisation: (weights, indices), each (N, p2, topk)
@@ -240,16 +245,16 @@ class BiLevelRoutingAttention(nn.Layer):
         topk = r_idx.shape[-1]
         weight = r_weight if self.soft_routing else None
         rows = routed_rows(r_idx, m)
-        k_sel, v_sel = (gather_windows(t.reshape([m * n * p2, kv_w2, t.shape[-1]]), r_idx, weight,
-                                       heads=m, rows=rows).reshape([m, n * p2, topk * kv_w2, t.shape[-1]])
-                        for t in (k, v))
-        q = q.reshape([m, n * p2, w2, qk // m])
+        k_sel, v_sel = (gather_windows(t.reshape([-1, kv_w2, t.shape[-1]]), r_idx, weight,
+                                       heads=m, rows=rows).reshape([m, -1, topk * kv_w2, t.shape[-1]])
+                        for t in (k, v))  # -1: m * N * p2 and N * p2
+        q = q.reshape([m, -1, w2, qk // m])
         out, attn = attention(q, k_sel, v_sel, self.scale, return_weights=True)
 
-        out = permute(out.reshape([m, n, nw, nw, wh, ww, dim // m]), [1, 2, 4, 3, 5, 0, 6])
-        out = out.reshape([n, hp, wp, dim])
+        out = permute(out.reshape([m, -1, nw, wh, ww, dim // m]), [1, 3, 2, 4, 0, 5])  # -1: N * nw
+        out = out.reshape([-1, hp, wp, dim])
         if lepe is not None:
-            out = out.add_(lepe)  # `out` is a fresh copy that no backward needs
+            out = add_(out, lepe)  # `out` is a fresh copy that no backward needs
         out = self.wo(out)
         if pad_r or pad_b:
             out = out[:, :h_in, :w_in, :]

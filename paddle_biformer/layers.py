@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import paddle
 import paddle.nn as nn
+import paddle.nn.functional as F
 
+from ._ext import in_static_graph
 from .ops import attention, conv2d_nhwc, depthwise_conv2d_nhwc, linear, permute
 
-__all__ = ["DropPath", "DWConv", "Attention", "AttentionLePE", "ConvNHWC", "DepthwiseConvNHWC",
-           "Linear", "Rearrange"]
+__all__ = ["DropPath", "DWConv", "Attention", "AttentionLePE", "BatchNormNHWC", "ConvNHWC",
+           "DepthwiseConvNHWC", "Linear", "Rearrange"]
 
 
 class Linear(nn.Linear):
@@ -84,6 +86,25 @@ class ConvNHWC(nn.Conv2D):
 
     def forward(self, x):
         return conv2d_nhwc(x, self.weight, self.bias, self.conv_stride, self.conv_padding)
+
+
+class BatchNormNHWC(nn.BatchNorm2D):
+    """``nn.BatchNorm2D(num_features, data_format="NHWC")`` (same parameters and results). In a
+    static graph (paddle.jit.to_static) an NCHW batch norm between two transposes: paddle2onnx
+    and Paddle Inference's oneDNN kernels take NCHW batch norms only."""
+
+    def __init__(self, num_features: int):
+        super().__init__(num_features, data_format="NHWC")
+
+    def forward(self, x):
+        """x: (N, H, W, C) -> (N, H, W, C)."""
+        if not in_static_graph():
+            return super(BatchNormNHWC, self).forward(x)
+        out = F.batch_norm(x.transpose([0, 3, 1, 2]), self._mean, self._variance, weight=self.weight,
+                           bias=self.bias, training=self.training, momentum=self._momentum,
+                           epsilon=self._epsilon, data_format="NCHW",
+                           use_global_stats=self._use_global_stats)
+        return out.transpose([0, 2, 3, 1])
 
 
 class DepthwiseConvNHWC(nn.Conv2D):

@@ -12,8 +12,9 @@ import paddle
 import paddle.nn.functional as F
 
 from . import flops as _flops
-from ._ext import cpu_kernels
+from ._ext import cpu_kernels, in_static_graph
 from .runtime import num_threads
+
 
 __all__ = [
     "attention",
@@ -24,6 +25,7 @@ __all__ = [
     "window_mean",
     "linear",
     "permute",
+    "add_",
 ]
 
 
@@ -33,8 +35,10 @@ def routed_rows(r_idx: paddle.Tensor, heads: int = 1) -> paddle.Tensor:
     r_idx: (N, p2, topk) window indices within each image -> (heads * N * p2 * topk,), ordered
     (head, image, query window, k).
     """
-    n, p2, _ = r_idx.shape
-    rows = r_idx + (paddle.arange(n, dtype=r_idx.dtype) * p2).reshape([n, 1, 1])
+    n, p2 = r_idx.shape[0], r_idx.shape[1]
+    if in_static_graph():  # a static graph (paddle.jit.to_static): the batch may be
+        n = paddle.shape(r_idx)[0]     # dynamic, so read it at run time
+    rows = r_idx + (paddle.arange(n, dtype=r_idx.dtype) * p2).reshape([-1, 1, 1])
     if heads > 1:
         lead = (paddle.arange(heads, dtype=r_idx.dtype) * (n * p2)).reshape([heads, 1, 1, 1])
         rows = rows.unsqueeze(0) + lead
@@ -58,6 +62,12 @@ def gather_windows(x: paddle.Tensor, r_idx: paddle.Tensor, r_weight: paddle.Tens
         w = r_weight.reshape([1, -1] + [1] * (out.ndim - 1))
         out = (per_head * w).reshape(out.shape)
     return out
+
+
+def add_(x: paddle.Tensor, y: paddle.Tensor) -> paddle.Tensor:
+    """``x.add_(y)`` (in place: one activation less) in dynamic graphs; ``x + y`` in a static
+    graph (paddle.jit.to_static), which refuses in-place ops on views. Same result."""
+    return x + y if in_static_graph() else x.add_(y)
 
 
 def window_mean(x: paddle.Tensor, n_win: int) -> paddle.Tensor:
@@ -95,6 +105,8 @@ def _contiguous(x: paddle.Tensor) -> paddle.Tensor:
 
 
 def _use_cpu_kernels(*tensors) -> bool:
+    if in_static_graph():  # a static graph (paddle.jit.to_static) holds Paddle's ops only
+        return False
     return all(t.place.is_cpu_place() and t.dtype == paddle.float32 for t in tensors)
 
 
@@ -153,6 +165,15 @@ class _Im2colConv(paddle.autograd.PyLayer):
         return (grad_x, grad_w, grad_b) if ctx.has_bias else (grad_x, grad_w)
 
 
+def _conv2d_nhwc_static(x, weight, bias, stride=1, padding=0, groups=1):
+    """An NHWC convolution in a static graph (paddle.jit.to_static): an NCHW one between two
+    transposes. paddle2onnx converts NCHW convolutions only, and Paddle Inference's oneDNN
+    kernels misread an NHWC convolution whose input another op computed."""
+    out = F.conv2d(x.transpose([0, 3, 1, 2]), weight, bias, stride=stride, padding=padding,
+                   groups=groups)
+    return out.transpose([0, 2, 3, 1])
+
+
 def conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor | None,
                 stride: int, padding: int) -> paddle.Tensor:
     """Dense 2-D convolution of an NHWC tensor with a square kernel.
@@ -161,6 +182,8 @@ def conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor | N
     Float32 on a CPU: C++ im2col + one matrix product, the columns rebuilt in the backward
     instead of kept; elsewhere Paddle's conv2d.
     """
+    if in_static_graph():
+        return _conv2d_nhwc_static(x, weight, bias, stride, padding)
     ext = cpu_kernels() if _use_cpu_kernels(x, weight) else None
     if ext is None:
         return F.conv2d(x, weight, bias, stride=stride, padding=padding, data_format="NHWC")
@@ -191,5 +214,8 @@ def depthwise_conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.
                                    residual, num_threads())
     if channel_offset or x.shape[-1] != c:
         x = x[:, :, :, channel_offset:channel_offset + c]
-    out = F.conv2d(x, weight, bias, padding=padding, groups=c, data_format="NHWC")
+    if in_static_graph():
+        out = _conv2d_nhwc_static(x, weight, bias, padding=padding, groups=c)
+    else:
+        out = F.conv2d(x, weight, bias, padding=padding, groups=c, data_format="NHWC")
     return out + x if residual else out
