@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
 import paddle
@@ -123,7 +124,9 @@ def export_static(model: paddle.nn.Layer, prefix: str, img_size: int, batch_size
     model.eval()
     spec = [InputSpec([batch_size, in_chans, img_size, img_size], "float32", INPUT_NAME)]
     try:
-        with building_static_graph():
+        with building_static_graph(), warnings.catch_warnings():
+            # "In static graph mode, add_() is the same as add()": as intended
+            warnings.filterwarnings("ignore", message="In static graph mode")
             static = paddle.jit.to_static(_Exported(model), input_spec=spec, full_graph=True)
             paddle.jit.save(static, prefix)
     finally:
