@@ -30,7 +30,7 @@ def test_notebook_runs_end_to_end(tmp_path):
         "MODEL_KWARGS = " + json.dumps({"depth": [1, 1, 1, 1], "embed_dim": [16, 32, 64, 128],
                                         "qk_dims": [16, 32, 64, 128], "head_dim": 16}),
         "PRETRAINED = None", f"OUTPUT = {out!r}", "LIME_IMAGES = 1", "LIME_SAMPLES = 40",
-        "INSTALL = False"])
+        f"EXPORT_DIR = {str(tmp_path / 'export')!r}", "INSTALL = False"])
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": os.path.dirname(NOTEBOOK)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
@@ -38,5 +38,7 @@ def test_notebook_runs_end_to_end(tmp_path):
     for name in ("best_model.pdparams", "loss_curve.png", "acc_curve.png", "confusion_matrix.png",
                  "predictions.png", "lime_test000.png", "routing_test000.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
+    with open(os.path.join(tmp_path, "export", "export_report.json")) as f:
+        assert json.load(f)["paddle_inference"]["max_abs_diff"] <= 1e-4
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 6  # curves, confusion matrix, predictions, LIME, routing maps shown
