@@ -291,10 +291,10 @@ def bench_models(args) -> list:
           f"median of {args.rounds} alternating rounds (min-max in brackets); img/s = batch / median "
           "step time; peak MiB = peak RSS over timed train steps - RSS before first step.\n"
           "ratio > 1 means ours is better (img/s: ours/official; MiB: official/ours).\n")
-    print(f"{'case':<22}{'metric':<16}{'ours':>22}{'official':>22}{'ratio':>8}")
+    print(f"{'case':<22}{'metric':<16}{'ours':>25}{'official':>25}{'ratio':>8}")
     for r in rows:
-        print(f"{r['case']:<22}{r['metric']:<16}{spread(r['ours'], r['ours_range']):>22}"
-              f"{spread(r['official'], r['official_range']):>22}{r['ratio']:>8}")
+        print(f"{r['case']:<22}{r['metric']:<16}{spread(r['ours'], r['ours_range']):>25}"
+              f"{spread(r['official'], r['official_range']):>25}{r['ratio']:>8}")
     return rows
 
 
