@@ -19,6 +19,7 @@ logger = logging.getLogger("paddle_biformer")
 _SOURCES = [os.path.join(os.path.dirname(__file__), "csrc", name)
             for name in ("dwconv_nhwc.cc", "im2col_nhwc.cc", "permute.cc", "window_mean.cc")]
 _state: dict = {}
+_NAME = "paddle_biformer_cpu"
 
 
 def _build_dir() -> str:
@@ -28,9 +29,31 @@ def _build_dir() -> str:
             digest.update(f.read())
     digest.update(paddle.__version__.encode())
     digest.update(os.path.dirname(paddle.__file__).encode())  # link flags name this install
+    digest.update(_cpu_flags().encode())  # -march=native: a cache shared by other CPUs is not reused
     root = os.environ.get("PADDLE_BIFORMER_EXT_DIR") or os.path.join(
         os.path.expanduser("~"), ".cache", "paddle_biformer")
     return os.path.join(root, f"ext_{digest.hexdigest()[:12]}")
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return ""
+
+
+def _import_built(build: str):
+    """The module compiled earlier into ``build`` (marked complete), without Paddle's ``load``,
+    which re-runs its setup script (~3 s) to find that nothing changed; None if not there."""
+    if not os.path.isfile(os.path.join(build, ".complete")):
+        return None
+    try:
+        from paddle.utils.cpp_extension.extension_utils import _import_module_from_library
+
+        return _import_module_from_library(_NAME, os.path.join(build, _NAME), False)
+    except Exception:  # another Paddle layout: fall back to load()
+        return None
 
 
 def _openmp_link_flags() -> list:
@@ -107,11 +130,14 @@ def cpu_kernels():
         os.makedirs(build, exist_ok=True)
         with _file_lock(os.path.join(build, ".lock")), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "No ccache found"
-            from paddle.utils.cpp_extension import load
+            module = _import_built(build)
+            if module is None:
+                from paddle.utils.cpp_extension import load
 
-            module = load(name="paddle_biformer_cpu", sources=_SOURCES, build_directory=build,
-                          extra_cxx_cflags=["-O3", "-march=native", "-fopenmp"],
-                          extra_ldflags=_openmp_link_flags(), verbose=False)
+                module = load(name=_NAME, sources=_SOURCES, build_directory=build,
+                              extra_cxx_cflags=["-O3", "-march=native", "-fopenmp"],
+                              extra_ldflags=_openmp_link_flags(), verbose=False)
+                open(os.path.join(build, ".complete"), "w").close()
     except Exception as e:  # no compiler, unsupported platform, ...
         logger.warning("paddle_biformer: C++ CPU kernels unavailable (%s: %s); using Paddle's "
                        "kernels (same results, slower on CPU). Set PADDLE_BIFORMER_NO_EXT=1 to "
