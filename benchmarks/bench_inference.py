@@ -29,7 +29,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -38,8 +37,8 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, REPO)
 
-from bench_model import (SEED, _timed, check_torch_ref, load_warning, median_over_rounds,  # noqa: E402
-                         random_batch, reset_peak_rss, rss_mib, spread)
+from bench_model import (SEED, _timed, build_official, check_torch_ref, load_warning,  # noqa: E402
+                         median_over_rounds, random_batch, reset_peak_rss, rss_mib, run_script_worker, spread)
 
 RUNTIMES = ("dynamic", "paddle-inference", "paddle-inference-no-onednn", "onnxruntime", "official-torch")
 
@@ -47,18 +46,9 @@ RUNTIMES = ("dynamic", "paddle-inference", "paddle-inference-no-onednn", "onnxru
 def build_runner(a, images):
     """Worker: a no-argument callable running one forward of ``a.runtime`` on ``images``."""
     if a.runtime == "official-torch":
-        import inspect
-
         import torch
 
-        sys.path.insert(0, os.path.join(REPO, "tools"))
-        from official_ref import load_official
-
-        torch.set_num_threads(a.threads)
-        torch.manual_seed(SEED)
-        ref, config = load_official(a.torch_ref), json.loads(a.config)
-        accepted = inspect.signature(ref.BiFormer.__init__).parameters
-        model = ref.BiFormer(**{k: v for k, v in config.items() if k in accepted}).eval()
+        model = build_official(a.torch_ref, a.config, a.threads).eval()
         x = torch.from_numpy(images)
 
         def run():
@@ -108,18 +98,8 @@ def measure(a) -> dict:
 
 
 def run_worker(args, runtime: str, **extra) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--runtime", runtime,
-           "--threads", str(args.threads), "--steps", str(args.steps), "--warmup", str(args.warmup),
-           "--arch", args.arch, "--num-classes", str(args.num_classes)]
-    cmd += ["--torch-ref", args.torch_ref] if args.torch_ref else []
-    cmd += [s for key, value in extra.items() for s in (f"--{key.replace('_', '-')}", str(value))]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode or not lines:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
-        print(f"[{runtime}] worker failed (rc={proc.returncode}):\n{tail}", file=sys.stderr)
-        return {}
-    return json.loads(lines[-1])
+    """One measurement of ``runtime`` in a fresh interpreter."""
+    return run_script_worker(os.path.abspath(__file__), args, runtime, runtime=runtime, **extra)
 
 
 def export_case(args, img_size: int, folder: str) -> dict:

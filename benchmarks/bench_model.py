@@ -105,8 +105,8 @@ def build_paddle_step(a, images, labels):
                      paddle.nn.functional.cross_entropy, make_opt, lambda opt: opt.clear_grad())
 
 
-def build_torch_step(a, images, labels):
-    """One ``a.mode`` step of the official model, built from our registry's keyword arguments."""
+def build_official(torch_ref: str, config_json: str, threads: int):
+    """The official BiFormer (torch, seeded) from the keyword arguments our registry gives ours."""
     import inspect
 
     import torch
@@ -114,13 +114,20 @@ def build_torch_step(a, images, labels):
     sys.path.insert(0, os.path.join(REPO, "tools"))
     from official_ref import load_official
 
-    torch.set_num_threads(a.threads)
+    torch.set_num_threads(threads)
     torch.manual_seed(SEED)
-    ref, config = load_official(a.torch_ref), json.loads(a.config)
+    ref, config = load_official(torch_ref), json.loads(config_json)
     accepted = inspect.signature(ref.BiFormer.__init__).parameters
     if set(config) - set(accepted):
         print(f"note: not passed to the official BiFormer: {sorted(set(config) - set(accepted))}", file=sys.stderr)
-    model = ref.BiFormer(**{k: v for k, v in config.items() if k in accepted})
+    return ref.BiFormer(**{k: v for k, v in config.items() if k in accepted})
+
+
+def build_torch_step(a, images, labels):
+    """One ``a.mode`` step of the official model, built from our registry's keyword arguments."""
+    import torch
+
+    model = build_official(a.torch_ref, a.config, a.threads)
     make_opt = lambda: torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)  # noqa: E731
     return make_step(model, torch.from_numpy(images), torch.from_numpy(labels), a.mode, torch.no_grad,
                      torch.nn.functional.cross_entropy, make_opt, lambda opt: opt.zero_grad())
@@ -209,21 +216,26 @@ def measure_gather(a) -> dict:
     return out
 
 
-def run_worker(args, framework: str, **extra) -> dict:
-    """Run one measurement in a fresh interpreter; its last stdout line is the JSON result."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--framework", framework,
-           "--threads", str(args.threads), "--steps", str(args.steps), "--warmup", str(args.warmup),
-           "--gather-reps", str(args.gather_reps), "--arch", args.arch, "--num-classes", str(args.num_classes)]
+def run_script_worker(script: str, args, label: str, **flags) -> dict:
+    """Run ``script --worker`` with the common options and ``flags`` in a fresh interpreter; its
+    last stdout line is the JSON result ({} if it failed, with its error tail printed)."""
+    cmd = [sys.executable, script, "--worker", "--threads", str(args.threads), "--steps", str(args.steps),
+           "--warmup", str(args.warmup), "--arch", args.arch, "--num-classes", str(args.num_classes)]
     cmd += ["--torch-ref", args.torch_ref] if args.torch_ref else []
-    cmd += [s for key, value in extra.items() for s in (f"--{key.replace('_', '-')}", str(value))]
+    cmd += [s for key, value in flags.items() for s in (f"--{key.replace('_', '-')}", str(value))]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode or not lines:
         tail = "\n".join(proc.stderr.strip().splitlines()[-8:])
-        print(f"[{framework} {extra.get('mode', 'gather')}] worker failed (rc={proc.returncode}):\n{tail}",
-              file=sys.stderr)
+        print(f"[{label}] worker failed (rc={proc.returncode}):\n{tail}", file=sys.stderr)
         return {}
     return json.loads(lines[-1])
+
+
+def run_worker(args, framework: str, **extra) -> dict:
+    """One measurement of ``framework`` in a fresh interpreter."""
+    return run_script_worker(os.path.abspath(__file__), args, f"{framework} {extra.get('mode', 'gather')}",
+                             framework=framework, gather_reps=args.gather_reps, **extra)
 
 
 def check_torch_ref(path: str):

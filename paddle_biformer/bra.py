@@ -203,7 +203,7 @@ class BiLevelRoutingAttention(nn.Layer):
             x = F.pad(x, [0, pad_r, 0, pad_b], data_format="NHWC")
         _, hp, wp, _ = x.shape
         wh, ww = hp // nw, wp // nw
-        p2, w2 = nw * nw, wh * ww
+        w2 = wh * ww
         m, qk, dim = self.num_heads, self.qk_dim, self.dim
 
         # q, k and v from the qkv Linear's column blocks: qk (N, H, W, 2 qk) and v (N, H, W, dim).

@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 
 from .checkpoint import atomic_save, load_pretrained, portable_optimizer_state, restore_optimizer_state
 from .convert import atomic_write
-from .data import (IMAGENET_MEAN, IMAGENET_STD, DataError, ImageData, load_cifar10,
+from .data import (IMAGENET_MEAN, IMAGENET_STD, DataError, load_cifar10,
                    load_image_folders, materialize, rng_for)
 from .loader import BatchLoader, recipe_for, to_model_input
 from .mixup import MixupCutmix, smooth_one_hot, soft_cross_entropy

@@ -208,7 +208,12 @@ def onnx_runner(onnx_file: str, threads: int | None = None):
 
 @paddle.no_grad()
 def _reference(model, images: np.ndarray) -> np.ndarray:
-    return model(paddle.to_tensor(images)).numpy()
+    return model(paddle.to_tensor(images, place=paddle.CPUPlace())).numpy()
+
+
+def _on_cpu(model) -> bool:
+    param = next(iter(model.parameters()), None)
+    return param is None or param.place.is_cpu_place()
 
 
 def _check(name: str, run, model, batches: list, tol: float) -> dict:
@@ -257,8 +262,14 @@ def export_model(model: paddle.nn.Layer, output_dir: str, img_size: int, batch_s
     batches = [rng.standard_normal((b, in_chans, img_size, img_size)).astype(np.float32)
                for b in ([batch_size] if batch_size else [1, 3])]
     tmp = tempfile.mkdtemp(prefix=".export-", dir=output_dir)
-    was_training = model.training
+    was_training, device = model.training, None
     model.eval()  # what is exported, and the reference it is checked against
+    if check and not _on_cpu(model):
+        # the runtimes are checked on the CPU, so the reference is computed there too (a GPU's
+        # kernels, e.g. TF32 convolutions, differ from a CPU's by more than the tolerance)
+        device = paddle.get_device()
+        model.to(device="cpu")
+        report["reference_device"] = "cpu (the model is moved back to " + device + ")"
     try:
         start = time.perf_counter()
         model_file, params_file = export_static(model, os.path.join(tmp, name), img_size, batch_size, in_chans)
@@ -295,6 +306,8 @@ def export_model(model: paddle.nn.Layer, output_dir: str, img_size: int, batch_s
             report["files"].append(dest)
     finally:
         model.train() if was_training else model.eval()
+        if device is not None:
+            model.to(device=device)
         shutil.rmtree(tmp, ignore_errors=True)
     return report
 
