@@ -16,9 +16,8 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from . import flops as _flops
-from ._ext import in_static_graph
 from .layers import DepthwiseConvNHWC, Linear
-from .ops import add_, attention, gather_windows, linear, permute, routed_rows, window_mean
+from .ops import add_, attention, gather_windows, permute, routed_rows, window_mean
 
 __all__ = ["TopkRouting", "KVGather", "QKVLinear", "BiLevelRoutingAttention"]
 
@@ -222,15 +221,10 @@ class BiLevelRoutingAttention(nn.Layer):
         q, k = windows(qk_map, 2, qk).unbind(0)
         v = windows(v, 1, dim).squeeze(0)
 
-        # region level: window-averaged q and k, (N, p2, qk) each. The projection is affine, so
-        # mean(qkv(x)) = qkv(mean(x)): average x, then apply the q and k columns.
-        # (not counted as FLOPs: an implementation detail, the model's definition has no product here)
-        if not in_static_graph():
-            w_qk = paddle.split(proj.weight, [2 * qk, dim], axis=1)[0]
-            b_qk = paddle.split(proj.bias, [2 * qk, dim])[0] if proj.bias is not None else None
-            qk_win = linear(window_mean(x, nw), w_qk, b_qk, count_flops=False)
-        else:  # a static graph (export): splitting the qkv weight a second time makes Paddle
-            qk_win = window_mean(qk_map, nw)  # Inference's oneDNN CPU kernels go wrong from the 2nd run
+        # region level: window-averaged q and k, (N, p2, qk) each, as the official code does.
+        # (Not the equal qk-columns-of-qkv(mean(x)): a second split of the qkv weight costs
+        # time, and in an exported graph makes Paddle Inference's oneDNN kernels go wrong.)
+        qk_win = window_mean(qk_map, nw)
         q_win, k_win = paddle.split(qk_win, 2, axis=-1)
         r_weight, r_idx = self.router(q_win, k_win)
         if self.keep_routing:  # for visualisation: (weights, indices), each (N, p2, topk)
