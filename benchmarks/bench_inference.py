@@ -23,10 +23,8 @@ Method
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -37,8 +35,9 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, REPO)
 
-from bench_model import (SEED, _timed, build_official, check_torch_ref, load_warning,  # noqa: E402
-                         median_over_rounds, random_batch, reset_peak_rss, rss_mib, run_script_worker, spread)
+from bench_model import (SEED, _timed, benchmark_parser, build_official, check_torch_ref,  # noqa: E402
+                         load_warning, median_over_rounds, parse_cases, random_batch, reset_peak_rss, rss_mib,
+                         run_script_worker, spread)
 
 RUNTIMES = ("dynamic", "paddle-inference", "paddle-inference-no-onednn", "onnxruntime", "official-torch")
 
@@ -158,27 +157,9 @@ def bench(args) -> list:
 
 
 def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--arch", default="biformer_tiny")
-    p.add_argument("--case", action="append", help="IMG_SIZE:BATCH, repeatable (default 224:1, 224:8, 32:128)")
-    p.add_argument("--num-classes", type=int, default=1000)
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="default: all CPUs")
-    p.add_argument("--torch-ref", help="path to the official BiFormer clone: also time the official model")
-    p.add_argument("--json", help="also save the results to this file")
-    for flag in ("--runtime", "--config", "--export-dir"):
-        p.add_argument(flag, help=argparse.SUPPRESS)
-    p.add_argument("--img-size", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--batch", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = p.parse_args()
-    args.case = args.case or ["224:1", "224:8", "32:128"]
-    for case in args.case:
-        if not re.fullmatch(r"\d+:\d+", case):
-            p.error(f"--case {case!r}: expected IMG_SIZE:BATCH, e.g. 224:8")
-    return args
+    p = benchmark_parser(__doc__.split("\n")[0], ["224:1", "224:8", "32:128"], num_classes=1000, warmup=3,
+                         internal=("--runtime", "--config", "--export-dir"))
+    return parse_cases(p, p.parse_args())
 
 
 def main():

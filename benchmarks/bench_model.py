@@ -348,31 +348,44 @@ def bench_gather(args) -> list:
     return rows
 
 
-def parse_args():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def benchmark_parser(description: str, default_cases: list, num_classes: int, warmup: int,
+                     internal: tuple) -> argparse.ArgumentParser:
+    """The options both benchmark scripts share, plus the hidden worker options ``internal``."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--arch", default="biformer_tiny")
-    p.add_argument("--case", action="append", help="IMG_SIZE:BATCH, repeatable (default 224:8 and 32:128)")
-    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--case", action="append",
+                   help=f"IMG_SIZE:BATCH, repeatable (default {', '.join(default_cases)})")
+    p.add_argument("--num-classes", type=int, default=num_classes)
     p.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
     p.add_argument("--rounds", type=int, default=3, help="alternating repetitions; the median is shown")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
+    p.add_argument("--warmup", type=int, default=warmup, help="untimed steps before timing")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="default: all CPUs")
     p.add_argument("--torch-ref", help="path to the official BiFormer clone: also run the official model")
-    p.add_argument("--gather", action="store_true", help="micro-benchmark the routed K/V gather instead")
-    p.add_argument("--gather-reps", type=int, default=50)
     p.add_argument("--json", help="also save the results to this file")
-    # internal: one measurement in a fresh process
-    for flag in ("--framework", "--mode", "--config"):
+    for flag in internal:  # one measurement in a fresh process
         p.add_argument(flag, help=argparse.SUPPRESS)
     p.add_argument("--img-size", type=int, help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = p.parse_args()
-    args.case = args.case or ["224:8", "32:128"]
+    p.set_defaults(default_cases=default_cases)
+    return p
+
+
+def parse_cases(p: argparse.ArgumentParser, args):
+    """args with ``case`` defaulted and checked (IMG_SIZE:BATCH)."""
+    args.case = args.case or args.default_cases
     for case in args.case:
         if not re.fullmatch(r"\d+:\d+", case):
             p.error(f"--case {case!r}: expected IMG_SIZE:BATCH, e.g. 224:8")
     return args
+
+
+def parse_args():
+    p = benchmark_parser(__doc__.split("\n")[0], ["224:8", "32:128"], num_classes=10, warmup=2,
+                         internal=("--framework", "--mode", "--config"))
+    p.add_argument("--gather", action="store_true", help="micro-benchmark the routed K/V gather instead")
+    p.add_argument("--gather-reps", type=int, default=50)
+    return parse_cases(p, p.parse_args())
 
 
 def main():
