@@ -82,43 +82,9 @@ def _file_lock(path: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-@contextlib.contextmanager
-def paddle_ops_only():
-    """Within this context the model uses Paddle's own operators only (same results): for
-    exporting a static model (paddle.jit), which must not contain our CPU kernels."""
-    previous = _state.get("disabled", False)
-    _state["disabled"] = True
-    try:
-        yield
-    finally:
-        _state["disabled"] = previous
-
-
-@contextlib.contextmanager
-def building_static_graph():
-    """Within this context paddle.jit.to_static is building a static graph (export): Paddle's
-    own operators only, in the layouts Paddle Inference and paddle2onnx handle (see ops.py)."""
-    previous = _state.get("static", False)
-    _state["static"] = True
-    try:
-        with paddle_ops_only():
-            yield
-    finally:
-        _state["static"] = previous
-
-
-def in_static_graph() -> bool:
-    """True while a static graph is being built (export), or outside Paddle's dynamic mode."""
-    import paddle
-
-    return bool(_state.get("static")) or not paddle.in_dynamic_mode()
-
-
 def cpu_kernels():
     """The compiled kernels (dwconv_nhwc, im2col_nhwc, permute_copy, window_mean), or None
-    (none available, disabled by PADDLE_BIFORMER_NO_EXT=1, or inside paddle_ops_only())."""
-    if _state.get("disabled"):
-        return None
+    (none available, or disabled by PADDLE_BIFORMER_NO_EXT=1)."""
     if "module" in _state:
         return _state["module"]
     module = None

@@ -31,7 +31,6 @@ import warnings
 import numpy as np
 import paddle
 
-from ._ext import building_static_graph
 from .runtime import num_threads
 
 __all__ = ["export_model", "export_static", "export_onnx", "paddle_inference_runner", "onnx_runner",
@@ -124,7 +123,7 @@ def export_static(model: paddle.nn.Layer, prefix: str, img_size: int, batch_size
     model.eval()
     spec = [InputSpec([batch_size, in_chans, img_size, img_size], "float32", INPUT_NAME)]
     try:
-        with building_static_graph(), warnings.catch_warnings():
+        with warnings.catch_warnings():
             # "In static graph mode, add_() is the same as add()": as intended
             warnings.filterwarnings("ignore", message="In static graph mode")
             static = paddle.jit.to_static(_Exported(model), input_spec=spec, full_graph=True)
@@ -216,12 +215,12 @@ def _on_cpu(model) -> bool:
     return param is None or param.place.is_cpu_place()
 
 
-def _check(name: str, run, model, batches: list, tol: float) -> dict:
-    """Max |exported - dynamic| over ``batches``; ExportCheckError beyond ``tol``."""
+def _check(name: str, run, batches: list, references: list, tol: float) -> dict:
+    """Max |run(images) - reference| over ``batches`` and the dynamic graph's outputs for them
+    (``references``); ExportCheckError beyond ``tol``."""
     worst, scale = 0.0, 0.0
     start = time.perf_counter()
-    for images in batches:
-        ref = _reference(model, images)
+    for images, ref in zip(batches, references):
         for _ in range(2):  # twice: a runtime that reuses buffers wrongly fails the second run
             got = run(images)
             if got.shape != ref.shape:
@@ -250,10 +249,9 @@ def export_model(model: paddle.nn.Layer, output_dir: str, img_size: int, batch_s
     for a dynamic batch) next to the dynamic graph; beyond ``tol`` (max absolute logit
     difference) an ExportCheckError is raised. Files are written to a temporary folder and moved
     into ``output_dir`` when complete. Returns the report (files, differences, timings)."""
-    if onnx:  # fail before the slow part if the extras are missing
-        _require("paddle2onnx")
-        if check:
-            _require("onnxruntime")
+    # fail before the slow part if the extras are missing
+    p2o = _require("paddle2onnx") if onnx else None
+    ort = _require("onnxruntime") if onnx and check else None
     os.makedirs(output_dir, exist_ok=True)
     in_chans = getattr(model, "in_chans", 3)
     report = {"img_size": img_size, "batch_size": batch_size or "dynamic", "tolerance": tol,
@@ -275,11 +273,11 @@ def export_model(model: paddle.nn.Layer, output_dir: str, img_size: int, batch_s
         model_file, params_file = export_static(model, os.path.join(tmp, name), img_size, batch_size, in_chans)
         report["export_seconds"] = round(time.perf_counter() - start, 2)
         produced = [model_file, params_file]
+        references = [_reference(model, images) for images in batches] if check else []
         if check:
             report["paddle_inference"] = _check("Paddle Inference", paddle_inference_runner(model_file, params_file),
-                                                model, batches, tol)
+                                                batches, references, tol)
         if onnx:
-            p2o = _require("paddle2onnx")
             start = time.perf_counter()
             onnx_file = export_onnx(model_file, params_file, os.path.join(tmp, name + ".onnx"), opset)
             report["onnx_seconds"] = round(time.perf_counter() - start, 2)
@@ -287,9 +285,8 @@ def export_model(model: paddle.nn.Layer, output_dir: str, img_size: int, batch_s
             report["opset"] = opset
             produced.append(onnx_file)
             if check:
-                ort = _require("onnxruntime")
                 report["onnxruntime_version"] = ort.__version__
-                report["onnxruntime"] = _check("ONNX Runtime", onnx_runner(onnx_file), model, batches, tol)
+                report["onnxruntime"] = _check("ONNX Runtime", onnx_runner(onnx_file), batches, references, tol)
         meta = {**(info or {}), "input": {"name": INPUT_NAME, "shape": [batch_size or -1, in_chans, img_size, img_size],
                                           "dtype": "float32", "layout": "NCHW",
                                           "preprocess": "RGB / 255, minus mean, divided by std"},

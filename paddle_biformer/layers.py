@@ -9,8 +9,7 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-from ._ext import in_static_graph
-from .ops import attention, conv2d_nhwc, depthwise_conv2d_nhwc, linear, permute
+from .ops import attention, conv2d_nhwc, depthwise_conv2d_nhwc, in_static_graph, linear, permute
 
 __all__ = ["DropPath", "DWConv", "Attention", "AttentionLePE", "BatchNormNHWC", "ConvNHWC",
            "DepthwiseConvNHWC", "Linear", "Rearrange"]

@@ -12,7 +12,7 @@ import paddle
 import paddle.nn.functional as F
 
 from . import flops as _flops
-from ._ext import cpu_kernels, in_static_graph
+from ._ext import cpu_kernels
 from .runtime import num_threads
 
 
@@ -98,6 +98,13 @@ def attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor, scale: float
     return (out, attn) if return_weights else out
 
 
+def in_static_graph() -> bool:
+    """True while paddle.jit.to_static builds a graph (export): the model code runs as it is
+    (paddle_biformer ignores conversion, see __init__.py), so Paddle is not in dynamic mode.
+    Such a graph holds Paddle's own operators only, in layouts every runtime handles."""
+    return not paddle.in_dynamic_mode()
+
+
 def _contiguous(x: paddle.Tensor) -> paddle.Tensor:
     """x itself, or a contiguous copy of a strided view (Paddle >= 3). ``assign`` copies a
     channel slice ~40x faster than ``Tensor.contiguous()`` on a CPU."""
@@ -165,10 +172,12 @@ class _Im2colConv(paddle.autograd.PyLayer):
         return (grad_x, grad_w, grad_b) if ctx.has_bias else (grad_x, grad_w)
 
 
-def _conv2d_nhwc_static(x, weight, bias, stride=1, padding=0, groups=1):
-    """An NHWC convolution in a static graph (paddle.jit.to_static): an NCHW one between two
-    transposes. paddle2onnx converts NCHW convolutions only, and Paddle Inference's oneDNN
+def _paddle_conv2d_nhwc(x, weight, bias, stride=1, padding=0, groups=1):
+    """Paddle's conv2d of an NHWC tensor. In a static graph (export) an NCHW convolution between
+    two transposes: paddle2onnx converts NCHW convolutions only, and Paddle Inference's oneDNN
     kernels misread an NHWC convolution whose input another op computed."""
+    if not in_static_graph():
+        return F.conv2d(x, weight, bias, stride=stride, padding=padding, groups=groups, data_format="NHWC")
     out = F.conv2d(x.transpose([0, 3, 1, 2]), weight, bias, stride=stride, padding=padding,
                    groups=groups)
     return out.transpose([0, 2, 3, 1])
@@ -182,11 +191,9 @@ def conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.Tensor | N
     Float32 on a CPU: C++ im2col + one matrix product, the columns rebuilt in the backward
     instead of kept; elsewhere Paddle's conv2d.
     """
-    if in_static_graph():
-        return _conv2d_nhwc_static(x, weight, bias, stride, padding)
     ext = cpu_kernels() if _use_cpu_kernels(x, weight) else None
     if ext is None:
-        return F.conv2d(x, weight, bias, stride=stride, padding=padding, data_format="NHWC")
+        return _paddle_conv2d_nhwc(x, weight, bias, stride, padding)
     cout, cin, k, _ = weight.shape
     w2d = permute(weight, [2, 3, 1, 0]).reshape([k * k * cin, cout])
     return _Im2colConv.apply(_contiguous(x), w2d, bias, k, stride, padding)
@@ -214,8 +221,5 @@ def depthwise_conv2d_nhwc(x: paddle.Tensor, weight: paddle.Tensor, bias: paddle.
                                    residual, num_threads())
     if channel_offset or x.shape[-1] != c:
         x = x[:, :, :, channel_offset:channel_offset + c]
-    if in_static_graph():
-        out = _conv2d_nhwc_static(x, weight, bias, padding=padding, groups=c)
-    else:
-        out = F.conv2d(x, weight, bias, padding=padding, groups=c, data_format="NHWC")
+    out = _paddle_conv2d_nhwc(x, weight, bias, padding=padding, groups=c)
     return out + x if residual else out

@@ -13,8 +13,8 @@ from conftest import ROOT
 from datagen import make_image_folders
 from paddle_biformer import create_model
 from paddle_biformer.engine import TrainConfig, fit
-from paddle_biformer.export import (ExportCheckError, MissingExtraError, _check, export_model, onnx_runner,
-                                    paddle_inference_runner)
+from paddle_biformer.export import (ExportCheckError, MissingExtraError, _check, _reference, export_model,
+                                    onnx_runner, paddle_inference_runner)
 from paddle_biformer.inference import load_trained
 
 TOL = 1e-4
@@ -138,13 +138,14 @@ def test_a_wrong_export_fails_loudly(exported, trained):
     out, _ = exported
     other = create_model("tiny", num_classes=4, img_size=32)
     other.eval()
+    batches = [_images(2)]
     with pytest.raises(ExportCheckError, match="beyond the tolerance"):
-        _check("Paddle Inference", paddle_inference_runner(*_files(out)), other, [_images(2)], TOL)
+        _check("Paddle Inference", paddle_inference_runner(*_files(out)), batches, [_reference(other, batches[0])], TOL)
     model, _ = load_trained(trained)
-    _check("Paddle Inference", paddle_inference_runner(*_files(out)), model, [_images(2)], TOL)
+    _check("Paddle Inference", paddle_inference_runner(*_files(out)), batches, [_reference(model, batches[0])], TOL)
 
 
-def test_missing_onnx_packages_say_what_to_install(tmp_path, monkeypatch, trained):
+def test_missing_onnx_packages_say_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "paddle2onnx", None)  # import fails
     model = create_model("tiny", num_classes=2, img_size=32)
     with pytest.raises(MissingExtraError, match="install.py --export"):

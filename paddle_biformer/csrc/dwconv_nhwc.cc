@@ -5,8 +5,8 @@
 //
 //   x: (N, H, W, Cx)   w: (K, K, C)   b: (C)   ->   out: (N, H + 2 pad - K + 1, W + 2 pad - K + 1, C)
 //
-// The convolution reads channels [c_off, c_off + C) of x (Cx >= C), so BiFormer's LePE takes V
-// straight out of the fused qkv tensor. With `residual`, out = x[channels] + conv(x): the
+// The convolution reads channels [c_off, c_off + C) of x (Cx >= C): a channel block of a wider
+// tensor without a copy (the model itself now passes c_off = 0). With `residual`, out = x[channels] + conv(x): the
 // block's `x + pos_embed(x)` in one pass (needs an output of the input's size).
 // Threads split the N * H_out output rows; the weight gradient is reduced from per-thread
 // partial sums, so no two threads ever write the same memory.

@@ -1,8 +1,7 @@
 // Mean of each of the n_win x n_win windows of an NHWC float32 tensor, on the CPU.
 //
-// BiFormer routes with window-averaged queries and keys. As the qkv projection is affine,
-// mean(qkv(x)) = qkv(mean(x)): averaging x (C channels) instead of q and k (2 C) and in one
-// pass (Paddle's reduction over the middle axes of a 5-D tensor is slow on CPU).
+// BiFormer routes with window-averaged queries and keys (the q|k map): one pass here, where
+// Paddle's reduction over the middle axes of a 5-D tensor is slow on CPU.
 //
 //   x: (N, H, W, C), H and W multiples of n_win  ->  out: (N, n_win * n_win, C), windows row-major
 #include <omp.h>
