@@ -16,7 +16,7 @@ import paddle
 
 from .convert import CheckpointError, atomic_write, convert_state_dict, extract_state_dict, load_torch_checkpoint
 
-__all__ = ["load_state", "load_pretrained", "download_pretrained", "guess_arch",
+__all__ = ["load_state", "read_paddle_file", "load_pretrained", "download_pretrained", "guess_arch",
            "CheckpointMismatchError", "CheckpointError", "atomic_save", "portable_optimizer_state",
            "restore_optimizer_state"]
 
@@ -69,6 +69,15 @@ def _is_torch_file(path: str) -> bool:
     return head[:1] == b"\x80" and not path.endswith((".pdparams", ".pdopt"))
 
 
+def read_paddle_file(path: str):
+    """``paddle.load(path)``, or a CheckpointError saying the file is unreadable."""
+    try:
+        return paddle.load(path)
+    except Exception as e:  # paddle raises many types for bad files
+        raise CheckpointError(f"{path} is not a readable Paddle or PyTorch checkpoint "
+                              f"({type(e).__name__}: {e}); it may be truncated: copy it again") from None
+
+
 def load_state(path: str) -> dict:
     """Model weights in our naming (numpy arrays) from a .pth, .pdparams or training checkpoint."""
     if not os.path.isfile(path):
@@ -76,11 +85,7 @@ def load_state(path: str) -> dict:
                                 "checkpoints end in .pth, ours in .pdparams)")
     if _is_torch_file(path):
         return convert_state_dict(extract_state_dict(load_torch_checkpoint(path)))
-    try:
-        obj = paddle.load(path)
-    except Exception as e:  # paddle raises many types for bad files
-        raise CheckpointError(f"{path} is not a readable Paddle or PyTorch checkpoint "
-                              f"({type(e).__name__}: {e}); it may be truncated: copy it again") from None
+    obj = read_paddle_file(path)
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):  # a training checkpoint
         obj = obj["model"]
     if not isinstance(obj, dict) or not obj:

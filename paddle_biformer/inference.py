@@ -13,7 +13,7 @@ import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from .checkpoint import load_pretrained, load_state
+from .checkpoint import load_pretrained, load_state, read_paddle_file
 from .data import IMAGENET_MEAN, IMAGENET_STD, load_image, resize_for_eval
 from .loader import to_model_input
 from .registry import create_model
@@ -21,15 +21,15 @@ from .registry import create_model
 __all__ = ["load_trained", "predict_images", "predict_arrays"]
 
 
-def _read_info(weights: str) -> dict | None:
-    """model_info.json beside the weights, or the config stored in a last.pdckpt."""
+def _read_info(weights: str, checkpoint: dict | None) -> dict | None:
+    """model_info.json beside the weights, or the config stored in a last.pdckpt (``checkpoint``,
+    already loaded)."""
     sidecar = os.path.join(os.path.dirname(os.path.abspath(weights)), "model_info.json")
     if os.path.isfile(sidecar):
         with open(sidecar) as f:
             return json.load(f)
-    if weights.endswith(".pdckpt") and os.path.isfile(weights):
-        state = paddle.load(weights)
-        cfg, classes = state.get("config", {}), state.get("classes", [])
+    if checkpoint is not None:
+        cfg, classes = checkpoint.get("config", {}), checkpoint.get("classes", [])
         return {"arch": cfg.get("arch"), "img_size": cfg.get("img_size"), "classes": classes,
                 "num_classes": len(classes), "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD),
                 "model_kwargs": cfg.get("model_kwargs", {})}
@@ -44,11 +44,13 @@ def load_trained(weights: str, arch: str | None = None, img_size: int | None = N
     Explicit arguments override what the files say."""
     if not os.path.isfile(weights):
         raise FileNotFoundError(f"weights file not found: {weights!r}")
-    info = _read_info(weights) or {}
-    state = load_state(weights)
-    if weights.endswith(".pdckpt"):
-        full = paddle.load(weights)
-        state = {k: v.numpy() if hasattr(v, "numpy") else v for k, v in (full.get("ema") or full["model"]).items()}
+    checkpoint = read_paddle_file(weights) if weights.endswith(".pdckpt") else None
+    info = _read_info(weights, checkpoint) or {}
+    if checkpoint is not None:  # its EMA weights if it kept them
+        state = {k: v.numpy() if hasattr(v, "numpy") else v
+                 for k, v in (checkpoint.get("ema") or checkpoint["model"]).items()}
+    else:
+        state = load_state(weights)
     num_classes = state["head.weight"].shape[1] if "head.weight" in state else 0
     arch = arch or info.get("arch") or "biformer_tiny"
     img_size = img_size or info.get("img_size") or 224
