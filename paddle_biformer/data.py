@@ -15,7 +15,6 @@ Two pipelines:
 from __future__ import annotations
 
 import os
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -298,8 +297,3 @@ class SeedRecipe:
             im = im.transpose(Image.FLIP_LEFT_RIGHT)
         im = im.rotate(rng.uniform(-self.rotation, self.rotation), resample=Image.BILINEAR)
         return np.asarray(im, dtype=np.uint8)
-
-
-def stable_seed(text: str) -> int:
-    """A seed from a string that is the same in every process (unlike hash())."""
-    return zlib.crc32(text.encode())
