@@ -1,28 +1,56 @@
-"""paddle-biformer: BiFormer (CVPR 2023, Bi-Level Routing Attention) for PaddlePaddle."""
+"""paddle-biformer: a zoo of vision transformers for PaddlePaddle, exact to the official code.
+
+Families: BiFormer (CVPR 2023, Bi-Level Routing Attention). Everything a user needs:
+
+    create_model(name, num_classes=..., img_size=..., pretrained=..., **official_kwargs)
+    list_models(pattern)                   # every registered name, e.g. list_models("biformer*")
+    load_pretrained(model, path)           # official .pth (no torch needed) or our .pdparams
+    count_params(model), count_flops(model, (1, 3, 224, 224))
+    configure_cpu()                        # CPU speed settings (applied on the first build)
+
+Layers with the official names and arguments: BiLevelRoutingAttention, TopkRouting, KVGather,
+QKVLinear, Attention, AttentionLePE, DropPath, Block, BiFormer. Training and evaluation:
+paddle_biformer.engine (TrainConfig, fit, evaluate); using a trained model:
+paddle_biformer.inference (load_trained, predict_images); export: paddle_biformer.export.
+"""
+import warnings as _warnings
+
 # Pillow before Paddle: with Paddle 2.6 imported first, Pillow cannot decode PNG files
 # ("codec configuration error"; Paddle's bundled zlib wins)
 from PIL import Image as _pil_image  # noqa: F401, I001
+
+# Paddle 3 imports its C++-extension builder at start-up, which warns that ccache is missing:
+# nothing a user of this library needs to act on (our kernels compile once, see _ext.py)
+_warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
+# and its BatchNorm says at every training-mode forward that it tracks running statistics
+_warnings.filterwarnings("ignore", message="When training, we now always track global mean")
 
 from .runtime import prefer_fast_mkl_path
 
 prefer_fast_mkl_path()  # before any matrix product runs (see runtime.py)
 
-from .bra import BiLevelRoutingAttention, KVGather, QKVLinear, TopkRouting
-from .biformer import BiFormer, BiFormerStage, Block
-from .layers import Attention, AttentionLePE, DropPath, DWConv
-from .runtime import configure_cpu
+from .bra import BiLevelRoutingAttention, KVGather, QKVLinear, TopkRouting  # noqa: E402
+from .layers import Attention, AttentionLePE, DropPath, DWConv  # noqa: E402
+from .models import BiFormer, BiFormerStage, Block, ZooModel  # noqa: E402
+from .runtime import configure_cpu  # noqa: E402
+from .checkpoint import read_weights, torch_layouts  # noqa: E402
+from .factory import create_model, load_pretrained  # noqa: E402
+from .flops import count_flops, count_params  # noqa: E402
+from .registry import list_models, model_config, register_model  # noqa: E402
 
-__version__ = "0.1.0"
-from .checkpoint import load_pretrained
-from .convert import convert_state_dict
-from .flops import count_flops, count_params
-from .registry import create_model, list_models, register_model
+__version__ = "0.2.0"
+
+__all__ = ["create_model", "list_models", "model_config", "register_model", "load_pretrained",
+           "read_weights", "torch_layouts", "count_flops", "count_params", "configure_cpu",
+           "ZooModel", "BiFormer", "BiFormerStage", "Block", "BiLevelRoutingAttention",
+           "TopkRouting", "KVGather", "QKVLinear", "Attention", "AttentionLePE", "DropPath", "DWConv"]
 
 # paddle.jit.to_static (export) runs the model code as it is, building Paddle ops, instead of
 # rewriting it: no branch in it depends on tensor values, and Paddle 2.6's rewriting breaks on
 # module state, early returns and super()
-from . import _ext, bra, biformer, flops, layers, ops  # noqa: E402
+from . import _ext, bra, flops, layers, ops  # noqa: E402
+from .models import base as _base, biformer as _biformer  # noqa: E402
 
 import paddle as _paddle  # noqa: E402
 
-_paddle.jit.ignore_module([_ext, bra, biformer, flops, layers, ops])
+_paddle.jit.ignore_module([_ext, bra, _biformer, _base, flops, layers, ops])

@@ -82,6 +82,19 @@ def _file_lock(path: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def _quiet_paddle_builder():
+    """Paddle's extension loader logs 'using custom operator only' (twice, with its own handler
+    and the root logger's) each time a module is loaded: not the user's business."""
+    log = logging.getLogger("utils.cpp_extension")
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def cpu_kernels():
     """The compiled kernels (dwconv_nhwc, im2col_nhwc, permute_copy, window_mean), or None
     (none available, or disabled by PADDLE_BIFORMER_NO_EXT=1)."""
@@ -94,7 +107,7 @@ def cpu_kernels():
     try:
         build = _build_dir()
         os.makedirs(build, exist_ok=True)
-        with _file_lock(os.path.join(build, ".lock")), warnings.catch_warnings():
+        with _file_lock(os.path.join(build, ".lock")), warnings.catch_warnings(), _quiet_paddle_builder():
             warnings.simplefilter("ignore")  # e.g. "No ccache found"
             module = _import_built(build)
             if module is None:

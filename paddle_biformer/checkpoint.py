@@ -1,31 +1,41 @@
-"""Loading weights into a BiFormer: official .pth, our .pdparams, or our training checkpoints.
-
-A checkpoint that does not fit gives an error listing missing and unexpected names and shape
-mismatches, and names the registered architecture it looks like.
+"""Weights files: reading (official PyTorch ``.pth`` without torch, our ``.pdparams`` and
+training checkpoints), comparing a state dict with a model, loading it, and writing files
+atomically. Family-specific renames live beside each model (``checkpoint_filter``); this module
+knows no model family.
 """
 from __future__ import annotations
 
 import logging
 import os
-import re
-import urllib.request
-import zipfile
 
 import numpy as np
 import paddle
 
-from .convert import CheckpointError, atomic_write, convert_state_dict, extract_state_dict, load_torch_checkpoint
+from .torch_pickle import CheckpointError, is_torch_file, load_torch_checkpoint
 
-__all__ = ["load_state", "read_paddle_file", "load_pretrained", "download_pretrained", "guess_arch",
-           "CheckpointMismatchError", "CheckpointError", "atomic_save", "portable_optimizer_state",
-           "restore_optimizer_state"]
+__all__ = ["WeightsFile", "read_weights", "read_paddle_file", "torch_layouts", "load_state_dict",
+           "atomic_write", "atomic_save", "CheckpointError", "CheckpointMismatchError",
+           "portable_optimizer_state", "restore_optimizer_state"]
 
 logger = logging.getLogger("paddle_biformer")
-HEAD_KEYS = ("head.weight", "head.bias")
 
 
 class CheckpointMismatchError(ValueError):
     """Weights that do not fit the model (another architecture or configuration)."""
+
+
+# ----------------------------------------------------------------------------- writing
+def atomic_write(path: str, write) -> None:
+    """Call ``write(tmp_path)``, then rename onto ``path``: a crash never leaves a broken file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def atomic_save(obj, path: str) -> None:
@@ -33,6 +43,7 @@ def atomic_save(obj, path: str) -> None:
     atomic_write(path, lambda tmp: paddle.save(obj, tmp))
 
 
+# ----------------------------------------------------------------------------- optimizer state
 def _rename_accumulators(state: dict, names: dict) -> dict:
     """Replace the parameter-name prefix of optimizer accumulator keys ('<param>_moment1_0')
     using ``names`` (old -> new); other entries (LR_Scheduler, ...) are kept as they are."""
@@ -56,17 +67,46 @@ def restore_optimizer_state(optimizer, model, state: dict) -> None:
     optimizer.set_state_dict(_rename_accumulators(state, {f"@{k}": p.name for k, p in model.named_parameters()}))
 
 
+# ----------------------------------------------------------------------------- reading
+class WeightsFile(dict):
+    """A state dict read from a file: ``{name: numpy array}`` plus where it came from.
+
+    ``layout``: 'torch' (official PyTorch names and layouts, to go through the model family's
+    checkpoint filter) or 'paddle' (ours). ``meta``: what else the file held (epoch, args,
+    config, ...; never arrays). ``source``: the path.
+    """
+
+    def __init__(self, state: dict, layout: str, source: str, meta: dict | None = None):
+        super().__init__(state)
+        self.layout, self.source, self.meta = layout, source, meta or {}
+
+
 def _to_numpy(state: dict) -> dict:
     return {k: (v.numpy() if isinstance(v, paddle.Tensor) else np.asarray(v)) for k, v in state.items()}
 
 
-def _is_torch_file(path: str) -> bool:
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as zf:
-            return any(n.endswith("data.pkl") for n in zf.namelist())
-    with open(path, "rb") as f:
-        head = f.read(2)
-    return head[:1] == b"\x80" and not path.endswith((".pdparams", ".pdopt"))
+def _is_state_dict(obj) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(
+        isinstance(v, (np.ndarray, paddle.Tensor)) for v in obj.values())
+
+
+def _pick_state(obj, path: str, ema: bool) -> tuple:
+    """(state dict, meta) of a loaded checkpoint: ``obj['model']`` (official training
+    checkpoints of every family, timm), ``obj['model_ema']`` / ``obj['state_dict_ema']`` /
+    our ``obj['ema']`` with ``ema``, ``obj['state_dict']``, or ``obj`` itself."""
+    if _is_state_dict(obj):
+        if ema:
+            raise CheckpointError(f"{path} holds only model weights, no EMA weights; load it without ema")
+        return obj, {}
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict")
+    ema_keys = [k for k in ("model_ema", "state_dict_ema", "ema") if _is_state_dict(obj.get(k))]
+    keys = ema_keys if ema else [k for k in ("model", "state_dict", "model_state_dict") if _is_state_dict(obj.get(k))]
+    if not keys:
+        what = "EMA weights ('model_ema' or 'ema')" if ema else "model weights ('model' or 'state_dict')"
+        raise CheckpointError(f"{path} has no {what}; its entries are: {', '.join(map(str, obj)) or 'none'}")
+    meta = {k: v for k, v in obj.items() if not _is_state_dict(v) and k not in ("optimizer", "lr_scheduler", "scaler")}
+    return obj[keys[0]], meta
 
 
 def read_paddle_file(path: str):
@@ -78,39 +118,47 @@ def read_paddle_file(path: str):
                               f"({type(e).__name__}: {e}); it may be truncated: copy it again") from None
 
 
-def load_state(path: str) -> dict:
-    """Model weights in our naming (numpy arrays) from a .pth, .pdparams or training checkpoint."""
+def read_weights(path: str, ema: bool = False) -> WeightsFile:
+    """The model weights in ``path`` as numpy arrays: an official ``.pth`` (read without
+    PyTorch; 'torch' layout), our ``.pdparams``, or a training checkpoint (``last.pdckpt``, or
+    an official ``{'model': ..., 'model_ema': ...}``). ``ema``: take the EMA weights."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"weights file not found: {path!r} (check the path; official "
                                 "checkpoints end in .pth, ours in .pdparams)")
-    if _is_torch_file(path):
-        return convert_state_dict(extract_state_dict(load_torch_checkpoint(path)))
-    obj = read_paddle_file(path)
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):  # a training checkpoint
-        obj = obj["model"]
-    if not isinstance(obj, dict) or not obj:
-        raise CheckpointError(f"{path} holds no state dict")
-    return _to_numpy(obj)
+    if is_torch_file(path):
+        obj, layout = load_torch_checkpoint(path), "torch"
+    else:
+        obj, layout = read_paddle_file(path), "paddle"
+    state, meta = _pick_state(obj, path, ema)
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    return WeightsFile(_to_numpy(state), layout, path, meta)
 
 
-def guess_arch(state: dict) -> str | None:
-    """The registered model whose depths and widths match ``state``, if any."""
-    from .registry import _REGISTRY
+def torch_layouts(state: dict, linear_weights=None) -> dict:
+    """PyTorch layouts and names -> Paddle's, for any family: ``nn.Linear`` weights transposed
+    to (in, out) (``linear_weights``: a predicate on the name; default every 2-D ``*weight``),
+    BatchNorm ``running_mean`` / ``running_var`` -> ``_mean`` / ``_variance``,
+    ``num_batches_tracked`` dropped, floating point -> float32 (bfloat16/half checkpoints)."""
+    out = {}
+    for name, value in state.items():
+        value = np.asarray(value)
+        if name.endswith("num_batches_tracked"):
+            continue
+        if name.endswith("running_mean"):
+            name = name[: -len("running_mean")] + "_mean"
+        elif name.endswith("running_var"):
+            name = name[: -len("running_var")] + "_variance"
+        elif value.ndim == 2 and (linear_weights(name) if linear_weights else name.endswith("weight")):
+            value = value.T
+        if np.issubdtype(value.dtype, np.floating):
+            value = value.astype(np.float32)
+        out[name] = np.ascontiguousarray(value)
+    return out
 
-    depth = [0, 0, 0, 0]
-    for key in state:
-        m = re.match(r"stages\.(\d)\.(\d+)\.", key)
-        if m:
-            depth[int(m.group(1))] = max(depth[int(m.group(1))], int(m.group(2)) + 1)
-    widths = [state[f"downsample_layers.{i}.{3 if i == 0 else 0}.weight"].shape[0]
-              for i in range(4) if f"downsample_layers.{i}.{3 if i == 0 else 0}.weight" in state]
-    for name, cfg in _REGISTRY.items():
-        if list(cfg["depth"]) == depth and list(cfg["embed_dim"]) == widths:
-            return name
-    return None
 
-
-def _describe(model_state: dict, state: dict):
+# ----------------------------------------------------------------------------- loading
+def describe_mismatch(model_state: dict, state: dict) -> tuple:
+    """(missing, unexpected, [(name, checkpoint shape, model shape)]) between two state dicts."""
     missing = [k for k in model_state if k not in state]
     unexpected = [k for k in state if k not in model_state]
     mismatched = [(k, tuple(state[k].shape), tuple(model_state[k].shape))
@@ -125,70 +173,41 @@ def _fmt(item) -> str:
     return item
 
 
-def load_pretrained(model: paddle.nn.Layer, weights, source: str | None = None) -> dict:
-    """Load ``weights`` (a path or a state dict of arrays in our naming) into ``model``.
+def mismatch_message(source: str, missing, unexpected, mismatched) -> str:
+    """One line: what does not fit, with the first few names of each kind."""
+    parts = []
+    for title, items in (("missing in the checkpoint", missing), ("unexpected in the checkpoint", unexpected),
+                         ("shape mismatch (checkpoint vs model)", mismatched)):
+        if items:
+            shown = ", ".join(_fmt(item) for item in items[:3])
+            parts.append(f"{len(items)} {title}: {shown}{' ...' if len(items) > 3 else ''}")
+    return f"the weights in {source} do not fit this model ({'; '.join(parts)})"
 
-    A classifier of another size (or none) is skipped and the model's own head kept (freshly
-    initialised), with a warning. Anything else that does not fit raises
-    :class:`CheckpointMismatchError`. Returns {'skipped': [...], 'source': ...}.
+
+def load_state_dict(model: paddle.nn.Layer, state: dict, source: str = "state dict",
+                    classifier_prefixes=("head.",)) -> dict:
+    """Load ``state`` (arrays in our naming) into ``model``.
+
+    Differences confined to the classifier (names starting with ``classifier_prefixes``:
+    another class count, or no classifier) keep the model's own, freshly initialised classifier,
+    with a warning. Anything else raises :class:`CheckpointMismatchError` listing missing and
+    unexpected names and shape mismatches. Returns {'skipped': [...], 'source': ...}.
     """
-    source = source or (weights if isinstance(weights, str) else "state dict")
-    state = load_state(weights) if isinstance(weights, str) else _to_numpy(weights)
+    state = _to_numpy(state)
     model_state = model.state_dict()
-    missing, unexpected, mismatched = _describe(model_state, state)
+    missing, unexpected, mismatched = describe_mismatch(model_state, state)
+    differing = missing + unexpected + [m[0] for m in mismatched]
     skipped = []
-    head_only = all(k in HEAD_KEYS for k in missing + unexpected + [m[0] for m in mismatched])
-    if (missing or unexpected or mismatched) and head_only:
-        skipped = sorted({*missing, *unexpected, *(m[0] for m in mismatched)})
-        ckpt_classes = state["head.weight"].shape[1] if "head.weight" in state else 0
+    if differing:
+        if not all(k.startswith(tuple(classifier_prefixes)) for k in differing):
+            raise CheckpointMismatchError(mismatch_message(source, missing, unexpected, mismatched))
+        skipped = sorted(set(differing))
+        ckpt = next((state[k] for k in state if k.startswith(classifier_prefixes[0]) and k.endswith("weight")), None)
         logger.warning("%s: the checkpoint's classifier has %d classes, the model %d: loaded the "
-                       "backbone and re-initialised the classifier (train it before use)",
-                       source, ckpt_classes, getattr(model, "num_classes", -1))
-        state = {k: v for k, v in state.items() if k not in HEAD_KEYS}
-        state.update({k: model_state[k].numpy() for k in HEAD_KEYS if k in model_state})
-    elif missing or unexpected or mismatched:
-        lines = [f"the weights in {source} do not fit this model:"]
-        for title, items in (("missing in the checkpoint", missing),
-                             ("unexpected in the checkpoint", unexpected),
-                             ("shape mismatch (checkpoint vs model)", mismatched)):
-            if items:
-                shown = ", ".join(_fmt(item) for item in items[:8])
-                lines.append(f"  {title} ({len(items)}): {shown}{' ...' if len(items) > 8 else ''}")
-        guess = guess_arch(state)
-        here = getattr(model, "arch", None)
-        if guess and guess != here:
-            lines.append(f"The checkpoint looks like {guess}{f', the model is {here}' if here else ''}: "
-                         f"create the model with create_model('{guess}', ...) (train.py --arch "
-                         f"{guess.replace('biformer_', '')}).")
-        raise CheckpointMismatchError("\n".join(lines))
+                       "backbone and kept a freshly initialised classifier (train it before use)",
+                       source, 0 if ckpt is None else ckpt.shape[-1], getattr(model, "num_classes", -1))
+        state = {k: v for k, v in state.items() if k not in skipped}
+        state.update({k: model_state[k].numpy() for k in skipped if k in model_state})
     # keep each array's dtype as the model's (e.g. float16 checkpoints into float32 models)
-    model.set_state_dict({k: v.astype(model_state[k].numpy().dtype, copy=False)
-                          for k, v in state.items()})
+    model.set_state_dict({k: v.astype(model_state[k].numpy().dtype, copy=False) for k, v in state.items()})
     return {"skipped": skipped, "source": source}
-
-
-def download_pretrained(arch: str, cache_dir: str | None = None) -> str:
-    """Path of the official ImageNet-1k checkpoint of ``arch``, downloaded on first use."""
-    from .registry import PRETRAINED_URLS
-
-    if arch not in PRETRAINED_URLS:
-        raise ValueError(f"no official weights for {arch!r}; available: {', '.join(PRETRAINED_URLS)}")
-    cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "paddle_biformer")
-    path = os.path.join(cache_dir, f"{arch}_in1k.pth")
-    if os.path.isfile(path):
-        return path
-    url = PRETRAINED_URLS[arch]
-    logger.warning("downloading %s weights from %s to %s", arch, url, path)
-
-    def fetch(tmp):
-        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
-            while chunk := r.read(1 << 20):
-                f.write(chunk)
-    try:
-        atomic_write(path, fetch)
-    except OSError as e:
-        raise RuntimeError(
-            f"could not download the official {arch} weights from {url} ({e}). On a machine with "
-            f"internet, download that URL, copy the file here and pass pretrained=PATH (or "
-            f"--pretrained PATH), or put it at {path}.") from None
-    return path

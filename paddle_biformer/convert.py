@@ -1,301 +1,85 @@
-"""Official PyTorch BiFormer checkpoints -> Paddle, without PyTorch.
+"""Official PyTorch checkpoints of any zoo family -> Paddle, without PyTorch.
 
     python -m paddle_biformer.convert biformer_tiny_best.pth biformer_tiny.pdparams
+    python -m paddle_biformer.convert rcvit_xs.pth casvit_xs.pdparams --arch casvit_xs --ema
 
-Reads ``torch.save`` files in both the zip format (PyTorch >= 1.6) and the legacy pickle
-format, with a restricted unpickler that builds numpy arrays and never imports torch or runs
-code from the file. Names and layouts are mapped to Paddle's:
-
-* every 2-D ``*.weight`` (in BiFormer, always an ``nn.Linear``) is transposed to (in, out);
-* BatchNorm ``running_mean`` / ``running_var`` become ``_mean`` / ``_variance``;
-  ``num_batches_tracked`` is dropped;
-* a ``module.`` prefix (DistributedDataParallel) is removed; half/bfloat16 become float32.
+The architecture is recognised from the weights (``--arch`` checks it instead). The weights are
+converted and loaded into that model before anything is written; the output is written
+atomically, so a failed conversion leaves no file.
 """
 from __future__ import annotations
 
 import argparse
-import collections
-import io
-import os
-import pickle
 import sys
-import zipfile
 
-import numpy as np
-
-__all__ = ["load_torch_checkpoint", "extract_state_dict", "convert_state_dict", "convert_checkpoint"]
-
-_STORAGE_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "BFloat16Storage": "bfloat16", "LongStorage": np.int64, "IntStorage": np.int32,
-    "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8,
-    "BoolStorage": np.bool_,
-}
-_TORCH_DTYPES = {
-    "float32": np.float32, "float": np.float32, "float64": np.float64, "double": np.float64,
-    "float16": np.float16, "half": np.float16, "bfloat16": "bfloat16", "int64": np.int64,
-    "long": np.int64, "int32": np.int32, "int": np.int32, "int16": np.int16, "int8": np.int8,
-    "uint8": np.uint8, "bool": np.bool_,
-}
-_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+__all__ = ["convert_checkpoint", "main"]
 
 
-class CheckpointError(ValueError):
-    """A file that is not a readable PyTorch checkpoint."""
-
-
-class _StorageType:
-    def __init__(self, dtype):
-        self.dtype = dtype
-
-
-class _Storage:
-    """Raw storage bytes, decoded to a flat numpy array once filled."""
-
-    def __init__(self, dtype, numel):
-        self.dtype, self.numel, self.array = dtype, numel, None
-
-    def fill(self, raw: bytes, big_endian=False):
-        if self.dtype == "bfloat16":  # numpy has no bfloat16: widen the 16 bits to float32
-            bits = np.frombuffer(raw, dtype=">u2" if big_endian else "<u2").astype(np.uint32) << 16
-            self.array = bits.view(np.float32)
-        else:
-            dt = np.dtype(self.dtype).newbyteorder(">" if big_endian else "<")
-            self.array = np.frombuffer(raw, dtype=dt).astype(np.dtype(self.dtype), copy=False)
-
-
-class _StorageView:
-    """A slice of a storage (legacy files could store views): offset and size in elements."""
-
-    def __init__(self, root, offset, numel):
-        self.root, self.offset, self.numel = root, offset, numel
-
-    @property
-    def array(self):
-        return self.root.array[self.offset: self.offset + self.numel]
-
-
-class _LazyTensor:
-    def __init__(self, storage, offset, size, stride):
-        self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
-
-    def materialize(self) -> np.ndarray:
-        flat = self.storage.array
-        if not self.size:
-            return np.array(flat[self.offset])
-        item = flat.itemsize
-        view = np.lib.stride_tricks.as_strided(flat[self.offset:], shape=self.size,
-                                               strides=[s * item for s in self.stride])
-        return np.ascontiguousarray(view)
-
-
-def _rebuild_tensor(storage, storage_offset, size, stride, *args, **kwargs):
-    return _LazyTensor(storage, storage_offset, size, stride)
-
-
-def _rebuild_parameter(data, requires_grad=None, backward_hooks=None, *args):
-    return data
-
-
-class _Opaque:
-    """Stand-in for any other class in the pickle (argparse.Namespace, torch.device, ...):
-    keeps its arguments and state, runs nothing."""
-
-    _name = "object"
-
-    def __init__(self, *args, **kwargs):
-        self.args, self.kwargs = args, kwargs
-
-    def __setstate__(self, state):
-        self.state = state
-
-    def __repr__(self):
-        return f"<{self._name} from checkpoint>"
-
-
-class _Unpickler(pickle.Unpickler):
-    _SAFE = {("collections", "OrderedDict"): collections.OrderedDict,
-             ("builtins", "set"): set, ("builtins", "frozenset"): frozenset,
-             ("builtins", "slice"): slice, ("builtins", "complex"): complex,
-             ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-             ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-             ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-             ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter}
-
-    def __init__(self, f, storages):
-        super().__init__(f)
-        self.storages = storages  # key -> _Storage
-
-    def find_class(self, module, name):
-        if (module, name) in self._SAFE:
-            return self._SAFE[(module, name)]
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return _StorageType(_STORAGE_DTYPES[name])
-        if module == "torch" and name in _TORCH_DTYPES:
-            return _StorageType(_TORCH_DTYPES[name])
-        return type(name, (_Opaque,), {"_name": f"{module}.{name}"})
-
-    def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
-            raise CheckpointError(f"unsupported persistent id {pid!r}")
-        storage_type, key, _location, numel = pid[1:5]
-        dtype = storage_type.dtype if isinstance(storage_type, _StorageType) else np.uint8
-        key = str(key)
-        if key not in self.storages:
-            self.storages[key] = _Storage(dtype, numel)
-        storage = self.storages[key]
-        if len(pid) > 5 and pid[5] is not None:  # legacy view of a bigger storage
-            _view_key, offset, view_size = pid[5]
-            return _StorageView(storage, offset, view_size)
-        return storage
-
-
-def _materialize(obj):
-    if isinstance(obj, _LazyTensor):
-        return obj.materialize()
-    if isinstance(obj, dict):
-        return type(obj)((k, _materialize(v)) for k, v in obj.items()) if isinstance(obj, collections.OrderedDict) \
-            else {k: _materialize(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_materialize(v) for v in obj)
-    return obj
-
-
-def _load_zip(path):
-    with zipfile.ZipFile(path) as zf:
-        names = zf.namelist()
-        pkl = next((n for n in names if n.endswith("/data.pkl") or n == "data.pkl"), None)
-        if pkl is None:
-            raise CheckpointError(f"{path}: a zip file without data.pkl is not a PyTorch checkpoint")
-        prefix = pkl[: -len("data.pkl")]
-        big = False
-        if prefix + "byteorder" in names:
-            big = zf.read(prefix + "byteorder").decode().strip() == "big"
-        storages = {}
-        obj = _Unpickler(io.BytesIO(zf.read(pkl)), storages).load()
-        for key, storage in storages.items():
-            storage.fill(zf.read(f"{prefix}data/{key}"), big)
-    return _materialize(obj)
-
-
-def _load_legacy(path):
-    with open(path, "rb") as f:
-        try:
-            magic = pickle.load(f)
-        except Exception as e:
-            raise CheckpointError(f"{path} is neither a zip nor a pickle file ({e})") from None
-        if magic != _LEGACY_MAGIC:
-            raise CheckpointError(f"{path} is a pickle but not a PyTorch checkpoint")
-        pickle.load(f)  # protocol version
-        sys_info = pickle.load(f)
-        big = not sys_info.get("little_endian", True)
-        storages = {}
-        obj = _Unpickler(f, storages).load()
-        keys = pickle.load(f)
-        for key in keys:
-            storage = storages[str(key)]
-            numel = int.from_bytes(f.read(8), "big" if big else "little")
-            itemsize = 2 if storage.dtype == "bfloat16" else np.dtype(storage.dtype).itemsize
-            storage.fill(f.read(numel * itemsize), big)
-    return _materialize(obj)
-
-
-def load_torch_checkpoint(path: str):
-    """Read a ``torch.save`` file into Python objects with numpy arrays for tensors."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        return _load_zip(path) if zipfile.is_zipfile(path) else _load_legacy(path)
-    except CheckpointError:
-        raise
-    except (zipfile.BadZipFile, EOFError, pickle.UnpicklingError, KeyError, ValueError) as e:
-        raise CheckpointError(f"{path} is corrupt or truncated ({type(e).__name__}: {e}); "
-                              "download it again") from None
-
-
-def extract_state_dict(obj) -> dict:
-    """The model weights of a loaded checkpoint: ``obj['model']`` (official and timm training
-    checkpoints), ``obj['state_dict']``, or ``obj`` itself when it maps names to arrays."""
-    if isinstance(obj, dict):
-        for key in ("model", "state_dict", "model_state_dict"):
-            if isinstance(obj.get(key), dict):
-                return extract_state_dict(obj[key])
-        arrays = {k: v for k, v in obj.items() if isinstance(v, np.ndarray)}
-        if arrays and len(arrays) == len(obj):
-            return dict(obj)
-    raise CheckpointError("no state dict found in the checkpoint (expected {'model': {...}} as "
-                          "saved by the official BiFormer code, or a plain state dict)")
-
-
-def convert_state_dict(state_dict: dict) -> dict:
-    """Official (PyTorch) parameter names and layouts -> ours. Works on a whole model or any
-    single layer's state dict (names relative to the layer). Values: numpy arrays."""
-    out = {}
-    for name, value in state_dict.items():
-        value = np.asarray(value)
-        if name.startswith("module."):
-            name = name[len("module."):]
-        if name.endswith("num_batches_tracked"):
-            continue
-        if name.endswith("running_mean"):
-            name = name[: -len("running_mean")] + "_mean"
-        elif name.endswith("running_var"):
-            name = name[: -len("running_var")] + "_variance"
-        elif name.endswith("weight") and value.ndim == 2:
-            value = value.T
-        if np.issubdtype(value.dtype, np.floating):
-            value = value.astype(np.float32)
-        out[name] = np.ascontiguousarray(value)
-    return out
-
-
-def atomic_write(path: str, write) -> None:
-    """Call ``write(tmp_path)``, then rename onto ``path``: a crash never leaves a broken file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def convert_checkpoint(src: str, dst: str) -> dict:
-    """Convert the official checkpoint ``src`` (.pth) to a Paddle state dict file ``dst``
-    (.pdparams). Returns the converted numpy state dict."""
+def convert_checkpoint(src: str, dst: str | None = None, arch: str | None = None, ema: bool = False) -> dict:
+    """Read the official checkpoint ``src``, map it to our names and layouts, check it against
+    the registered model (``arch``, else the one recognised), and save it to ``dst``
+    (.pdparams) if given. Returns {'arch', 'state', 'num_classes', 'checked'}."""
     import paddle
 
-    state = convert_state_dict(extract_state_dict(load_torch_checkpoint(src)))
-    atomic_write(dst, lambda tmp: paddle.save({k: paddle.to_tensor(v) for k, v in state.items()}, tmp))
-    return state
+    from . import registry
+    from .checkpoint import CheckpointMismatchError, atomic_write, read_weights
+    from .factory import create_model, describe_checkpoint, guess_model, load_pretrained, official_to_ours
+
+    weights = read_weights(src, ema=ema)
+    if arch:
+        arch = registry.resolve_name(arch)
+        family = registry.get_family(arch)
+        if not family.owns_state(weights):
+            raise CheckpointMismatchError(f"{src} is not a {family.name} checkpoint: it looks like "
+                                          f"{describe_checkpoint(weights, weights.layout)}; leave --arch out "
+                                          "to convert it as what it is")
+    else:
+        owners = [f for f in registry.families() if f.owns_state(weights)]
+        if not owners:
+            raise CheckpointMismatchError(
+                f"{src} is not a checkpoint of a registered family ({', '.join(registry.list_families())}); "
+                f"its first names: {', '.join(list(weights)[:4])}")
+        family = owners[0]
+        arch = guess_model(weights, weights.layout)
+    state = official_to_ours(weights, family)
+    head = next((state[k] for k in state if k.startswith(family.classifier_prefixes[0]) and k.endswith("weight")), None)
+    num_classes = 0 if head is None else int(head.shape[-1])
+    checked = False
+    if arch:
+        model = create_model(arch, num_classes=num_classes)
+        load_pretrained(model, state, source=src)  # raises if it does not fit
+        checked = True
+    if dst:
+        atomic_write(dst, lambda tmp: paddle.save({k: paddle.to_tensor(v) for k, v in state.items()}, tmp))
+    return {"arch": arch or family.name, "state": state, "num_classes": num_classes, "checked": checked}
 
 
-def main(argv=None):
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m paddle_biformer.convert",
-        description="Convert an official PyTorch BiFormer checkpoint (.pth) to Paddle (.pdparams). "
-                    "PyTorch is not needed.")
+        description="Convert an official PyTorch checkpoint (.pth) of BiFormer, CAS-ViT or "
+                    "CrossFormer to Paddle (.pdparams). PyTorch is not needed.")
     parser.add_argument("src", help="official checkpoint, e.g. biformer_tiny_best.pth")
     parser.add_argument("dst", help="output .pdparams file")
-    parser.add_argument("--arch", help="check the weights against this model (e.g. biformer_tiny)")
+    parser.add_argument("--arch", help="the model the weights are for (default: recognised from the weights)")
+    parser.add_argument("--ema", action="store_true", help="convert the EMA weights ('model_ema') of a training checkpoint")
     args = parser.parse_args(argv)
+    from .checkpoint import CheckpointError, CheckpointMismatchError
+
     try:
-        state = convert_checkpoint(args.src, args.dst)
-    except (FileNotFoundError, CheckpointError) as e:
+        result = convert_checkpoint(args.src, args.dst, args.arch, args.ema)
+    except (FileNotFoundError, CheckpointError, CheckpointMismatchError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    state = result["state"]
     n_params = sum(v.size for k, v in state.items() if not k.endswith(("_mean", "_variance")))
-    print(f"wrote {args.dst}: {len(state)} tensors, {n_params / 1e6:.2f}M parameters")
-    if args.arch:
-        from .checkpoint import load_pretrained
-        from .registry import create_model
-
-        head = state.get("head.weight")
-        model = create_model(args.arch, num_classes=head.shape[1] if head is not None else 1000)
-        load_pretrained(model, args.dst)
-        print(f"checked: the weights load into {args.arch}")
+    print(f"wrote {args.dst}: {len(state)} tensors, {n_params / 1e6:.2f}M values, "
+          f"{result['num_classes']} classes")
+    if result["checked"]:
+        print(f"checked: the weights load into {result['arch']}")
+    else:
+        print(f"note: no registered {result['arch']} configuration has these shapes; converted "
+              "without a check (load it with create_model(name, **overrides) for its configuration)")
     return 0
 
 

@@ -14,6 +14,7 @@ Two pipelines:
 """
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,14 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageEnhance
 
+from .info import IMAGENET_MEAN, IMAGENET_STD
+
 __all__ = ["CIFAR10_CLASSES", "IMAGENET_MEAN", "IMAGENET_STD", "ImageData", "DataError",
            "load_cifar10", "load_image_folders", "find_cifar10", "load_image", "rng_for",
-           "augment_batch", "SeedRecipe", "resize_for_eval", "normalize"]
+           "augment_batch", "SeedRecipe", "resize_for_eval", "normalize", "verify_images"]
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the normalisation of the seed notebook and of the
-IMAGENET_STD = (0.229, 0.224, 0.225)   # official ImageNet weights
 AI_STUDIO_CIFAR = os.path.join("data", "data152754", "cifar-10-python.tar.gz")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 SMALL_IMAGE_LIMIT = 64  # at most this size, images are decoded once and kept in memory
@@ -174,6 +175,32 @@ def load_image(path: str) -> Image.Image:
     return im.convert("RGB")
 
 
+def _check_image(path: str) -> str | None:
+    """None if ``path`` opens as an image and passes Pillow's structural check, else why not."""
+    try:
+        with Image.open(path) as im:
+            im.verify()
+        return None
+    except Exception as e:
+        if "codec configuration" in str(e) and _load_with_opencv(path) is not None:
+            return None
+        return f"{type(e).__name__}: {e}"
+
+
+def verify_images(paths: list, desc: str = "checking images") -> None:
+    """Open every file (header and structure, no full decode) before a long run; DataError
+    naming the files that cannot be read (up to 10) and what to do."""
+    from .progress import progress
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
+        problems = [(p, why) for p, why in zip(paths, progress(pool.map(_check_image, paths), total=len(paths),
+                                                             desc=desc, unit="img")) if why]
+    if problems:
+        shown = "; ".join(f"{p} ({why})" for p, why in problems[:10])
+        raise DataError(f"{len(problems)} of {len(paths)} image files cannot be read: {shown}"
+                        f"{' ...' if len(problems) > 10 else ''}. Remove or replace them, then run again.")
+
+
 def _decode_all(paths: list, size: int, desc: str) -> np.ndarray:
     """Decode and resize every image to size x size, in parallel; (N, size, size, 3) uint8."""
     from .progress import progress
@@ -260,11 +287,30 @@ def augment_batch(images: np.ndarray, rng: np.random.Generator, pad: int = 4,
     return out
 
 
-def resize_for_eval(im: Image.Image, img_size: int) -> np.ndarray:
-    """Evaluation transform of the seed notebook: resize to img_size x img_size."""
-    if im.size != (img_size, img_size):
-        im = im.resize((img_size, img_size), Image.BILINEAR)
-    return np.asarray(im, dtype=np.uint8)
+_RESAMPLE = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+
+
+def resize_for_eval(im: Image.Image, img_size: int, crop_pct: float | None = None,
+                    interpolation: str = "bilinear") -> np.ndarray:
+    """Evaluation transform -> (img_size, img_size, 3) uint8. ``crop_pct`` None: resize to
+    img_size x img_size (the seed notebook's); else resize the short side to
+    floor(img_size / crop_pct) and centre-crop (timm's, with which official accuracies are
+    measured: 256 then 224 for crop_pct 0.875)."""
+    resample = _RESAMPLE[interpolation]
+    if crop_pct is None:
+        if im.size != (img_size, img_size):
+            im = im.resize((img_size, img_size), resample)
+        return np.asarray(im, dtype=np.uint8)
+    scale = math.floor(img_size / crop_pct)
+    w, h = im.size
+    if w <= h:
+        size = (scale, int(scale * h / w))
+    else:
+        size = (int(scale * w / h), scale)
+    if size != im.size:
+        im = im.resize(size, resample)
+    left, top = int(round((size[0] - img_size) / 2.0)), int(round((size[1] - img_size) / 2.0))
+    return np.asarray(im.crop((left, top, left + img_size, top + img_size)), dtype=np.uint8)
 
 
 class SeedRecipe:

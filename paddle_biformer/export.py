@@ -249,6 +249,8 @@ def export_model(model: paddle.nn.Layer, output_dir: str, img_size: int, batch_s
     for a dynamic batch) next to the dynamic graph; beyond ``tol`` (max absolute logit
     difference) an ExportCheckError is raised. Files are written to a temporary folder and moved
     into ``output_dir`` when complete. Returns the report (files, differences, timings)."""
+    if hasattr(info, "to_dict"):  # a ModelInfo
+        info = info.to_dict()
     # fail before the slow part if the extras are missing
     p2o = _require("paddle2onnx") if onnx else None
     ort = _require("onnxruntime") if onnx and check else None
@@ -338,11 +340,11 @@ def main(argv=None) -> int:
         return 2
     try:
         model, info = load_trained(args.weights, args.arch, args.img_size)
-        print(f"exporting {info['arch']} ({info['num_classes']} classes) at {info['img_size']}x{info['img_size']}, "
+        print(f"exporting {info.arch} ({info.num_classes} classes) at {info.img_size}x{info.img_size}, "
               f"batch {args.batch_size or 'dynamic'} -> {args.output}", flush=True)
-        report = export_model(model, args.output, info["img_size"], args.batch_size, onnx=args.onnx,
+        report = export_model(model, args.output, info.img_size, args.batch_size, onnx=args.onnx,
                               opset=args.opset, check=not args.no_check, tol=args.tol,
-                              info={**info, "weights": os.path.abspath(args.weights)})
+                              info={**info.to_dict(), "weights": os.path.abspath(args.weights)})
     except ExportCheckError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,4 +1,5 @@
-"""Seeing inside a trained BiFormer: LIME saliency (interpretdl) and Bi-Level Routing maps.
+"""Seeing inside a trained model: LIME saliency (interpretdl, any model of the zoo) and
+Bi-Level Routing maps (models with Bi-Level Routing Attention: the BiFormer family, BRA2d).
 
     model, info = load_trained("work/model/best_model.pdparams")
     exp = explain_lime(model, info, image_uint8)            # superpixels for the predicted class
@@ -15,7 +16,8 @@ from .data import IMAGENET_MEAN, IMAGENET_STD
 from .inference import predict_arrays
 from .loader import to_model_input
 
-__all__ = ["import_interpretdl", "TrainedNormalization", "lime_defaults", "explain_lime", "routing_of"]
+__all__ = ["import_interpretdl", "TrainedNormalization", "lime_defaults", "explain_lime", "routing_of",
+           "routing_layers"]
 
 
 def _ridge_without_normalize(ridge):
@@ -94,7 +96,7 @@ def explain_lime(model, info: dict, image: np.ndarray, label: int | None = None,
     pred = int(np.argmax(probs))
     label = pred if label is None else int(label)
     device = "cpu" if paddle.device.get_device().startswith("cpu") else paddle.device.get_device()
-    wrapped = TrainedNormalization(model, info["mean"], info["std"])
+    wrapped = TrainedNormalization(model, info.mean, info.std)
     wrapped.eval()
     interpreter = it.LIMECVInterpreter(wrapped, device=device, random_seed=seed)
     weights = interpreter.interpret(image[None].astype(np.uint8), interpret_class=label,
@@ -104,17 +106,34 @@ def explain_lime(model, info: dict, image: np.ndarray, label: int | None = None,
             "label": label, "pred": pred, "probs": probs}
 
 
+def routing_layers(model) -> list:
+    """[(stage, block, BiLevelRoutingAttention)] of a model, in forward order; a ValueError
+    naming the model when it has none."""
+    found = []
+    stages = getattr(model, "stages", None)
+    if stages is not None:
+        found = [(i, j, blk.attn) for i, stage in enumerate(stages) for j, blk in enumerate(stage)
+                 if isinstance(getattr(blk, "attn", None), BiLevelRoutingAttention)]
+    if not found:
+        found = [(0, j, layer) for j, layer in enumerate(model.sublayers())
+                 if isinstance(layer, BiLevelRoutingAttention)]
+    if not found:
+        name = getattr(model, "arch", None) or type(model).__name__
+        raise ValueError(f"routing maps show Bi-Level Routing Attention, which {name} does not have "
+                         "(only the BiFormer family and models with BRA2d blocks do); use --lime instead")
+    return found
+
+
 @paddle.no_grad()
-def routing_of(model, info: dict, image: np.ndarray) -> list:
+def routing_of(model, info, image: np.ndarray) -> list:
     """The routing of every Bi-Level Routing Attention block for one image (H, W, 3 uint8):
     [{'stage', 'block', 'n_win', 'r_idx' (p2, topk), 'r_weight' (p2, topk)}, ...]."""
-    layers = [(i, j, blk.attn) for i, stage in enumerate(model.stages) for j, blk in enumerate(stage)
-              if isinstance(blk.attn, BiLevelRoutingAttention)]
+    layers = routing_layers(model)
     for _, _, bra in layers:
         bra.keep_routing, bra.last_routing = True, None
     try:
         model.eval()
-        model(to_model_input(paddle.to_tensor(image[None]), info["mean"], info["std"]))
+        model(to_model_input(paddle.to_tensor(image[None]), info.mean, info.std))
         return [{"stage": i, "block": j, "n_win": bra.n_win, "r_idx": bra.last_routing[1].numpy()[0],
                  "r_weight": bra.last_routing[0].numpy()[0]} for i, j, bra in layers]
     finally:

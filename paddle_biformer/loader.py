@@ -37,25 +37,32 @@ class _SampleDataset(paddle.io.Dataset):
     """Per-sample decoding and augmentation for DataLoader workers; __getitem__ takes
     (epoch, index) pairs so workers need no shared state."""
 
-    def __init__(self, data: ImageData, img_size: int, train: bool, seed: int):
+    def __init__(self, data: ImageData, img_size: int, train: bool, seed: int, eval_resize: dict):
         super().__init__()
         self.data, self.img_size, self.train, self.seed = data, img_size, train, seed
         self.transform = SeedRecipe(img_size) if train else None
+        self.eval_resize = eval_resize
 
     def __len__(self):
         return len(self.data)
 
     def __getitem__(self, key):
+        """(image uint8 (S, S, 3), label); a file that cannot be read gives label -1 - i, which
+        the main process turns into an error naming the file (an exception raised in a
+        DataLoader worker reaches the main process as an unreadable traceback)."""
         epoch, i = key
-        if self.data.images is not None:
-            from PIL import Image
-            im = Image.fromarray(self.data.images[i])
-        else:
-            im = load_image(self.data.paths[i])
-        if self.transform is not None:
-            out = self.transform(im, rng_for(self.seed, epoch, i, 3))
-        else:
-            out = resize_for_eval(im, self.img_size)
+        try:
+            if self.data.images is not None:
+                from PIL import Image
+                im = Image.fromarray(self.data.images[i])
+            else:
+                im = load_image(self.data.paths[i])
+            if self.transform is not None:
+                out = self.transform(im, rng_for(self.seed, epoch, i, 3))
+            else:
+                out = resize_for_eval(im, self.img_size, **self.eval_resize)
+        except Exception:
+            return np.zeros((self.img_size, self.img_size, 3), np.uint8), np.int64(-1 - i)
         return out, np.int64(self.data.labels[i])
 
 
@@ -77,12 +84,14 @@ class BatchLoader:
     dropped; otherwise in order, unaugmented, every sample once (per rank shard)."""
 
     def __init__(self, data: ImageData, batch_size: int, img_size: int, train: bool,
-                 seed: int = 0, workers: int = 0, rank: int = 0, world_size: int = 1):
+                 seed: int = 0, workers: int = 0, rank: int = 0, world_size: int = 1,
+                 crop_pct: float | None = None, interpolation: str = "bilinear"):
         self.data, self.batch_size, self.img_size, self.train = data, batch_size, img_size, train
         self.seed, self.workers, self.rank, self.world = seed, workers, rank, world_size
         self.recipe = recipe_for(img_size)
         self.in_memory = data.images is not None and data.images.shape[1:3] == (img_size, img_size)
-        self._dataset = None if self.in_memory else _SampleDataset(data, img_size, train, seed)
+        eval_resize = {"crop_pct": crop_pct, "interpolation": interpolation}
+        self._dataset = None if self.in_memory else _SampleDataset(data, img_size, train, seed, eval_resize)
 
     def _indices(self, epoch: int) -> np.ndarray:
         """This rank's sample indices for the epoch."""
@@ -114,4 +123,19 @@ class BatchLoader:
         loader = paddle.io.DataLoader(self._dataset, batch_sampler=_BatchSampler(keys),
                                       num_workers=self.workers, use_shared_memory=False)
         for images, labels in loader:
+            failed = labels.numpy() < 0
+            if failed.any():
+                self._raise_unreadable(int(-1 - labels.numpy()[failed][0]))
             yield images, labels
+
+    def _raise_unreadable(self, i: int):
+        from .data import DataError
+
+        path = self.data.paths[i] if self.data.paths is not None else f"image {i}"
+        try:
+            load_image(path)
+            why = "it failed while being augmented"
+        except DataError as e:
+            why = str(e)
+        raise DataError(f"{why}. Stopped at {path}; a run keeps its last saved checkpoint "
+                        "(remove or replace the file, then --resume)")

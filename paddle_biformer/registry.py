@@ -1,110 +1,148 @@
-"""Model registry: ``create_model('biformer_tiny', num_classes=10, pretrained=..., **overrides)``.
+"""The model zoo's one list: every family and every named model, as timm's registry.
 
-The released configurations (biformer_tiny / small / base, ImageNet-1k) are registered here.
-``img_size`` adapts the window layout to the input size (see :func:`window_layout`); the
-parameters do not depend on it, so ImageNet weights load at any size.
+A family module (``paddle_biformer/models/<family>.py``) registers itself with
+:func:`register_family` (its model class, checkpoint filter, size rule, ...) and each released
+configuration with :func:`register_model`; importing ``paddle_biformer`` imports every family.
+This module imports no model: ``create_model`` (:mod:`paddle_biformer.factory`) builds from
+what is registered here.
+
+    list_models()              # every name
+    list_models("casvit*")     # shell-style pattern
+    get_model_entry("rcvit_xs").family  # 'casvit' (official names are aliases)
 """
 from __future__ import annotations
 
 import difflib
 import fnmatch
+from dataclasses import dataclass, field
+from typing import Callable
 
-from .biformer import BiFormer
-
-__all__ = ["register_model", "create_model", "list_models", "model_config", "window_layout",
-           "PRETRAINED_URLS"]
-
-_REGISTRY: dict = {}
-
-# Official release (github.com/rayleizhu/BiFormer, models/biformer.py).
-PRETRAINED_URLS = {
-    "biformer_tiny": "https://api.onedrive.com/v1.0/shares/s!AkBbczdRlZvChHEOoGkgwgQzEDlM/root/content",
-    "biformer_small": "https://api.onedrive.com/v1.0/shares/s!AkBbczdRlZvChHDyM-x9KWRBZ832/root/content",
-    "biformer_base": "https://api.onedrive.com/v1.0/shares/s!AkBbczdRlZvChHI_XPhoadjaNxtO/root/content",
-}
-
-_RELEASED = dict(mlp_ratios=[3, 3, 3, 3], n_win=7, kv_downsample_mode="identity",
-                 kv_per_wins=[-1, -1, -1, -1], topks=[1, 4, 16, -2], side_dwconv=5,
-                 before_attn_dwconv=3, layer_scale_init_value=-1, head_dim=32,
-                 param_routing=False, diff_routing=False, soft_routing=False, pre_norm=True,
-                 pe=None)
+__all__ = ["Family", "ModelEntry", "register_family", "register_model", "list_models",
+           "list_families", "get_model_entry", "get_family", "resolve_name", "model_config",
+           "families", "entries", "IMAGENET_DEFAULT_CFG"]
 
 
-def register_model(name: str, **config):
-    """Register a BiFormer configuration under ``name`` (keyword arguments of BiFormer)."""
-    _REGISTRY[name] = config
-    return config
+@dataclass(frozen=True)
+class Family:
+    """What every model of a family shares.
+
+    name: 'biformer', 'casvit', ...; cls: the model class (official constructor arguments);
+    checkpoint_filter(state, model) -> state: official (PyTorch) names and layouts -> ours
+    (numpy arrays; ``model`` may be None); sized_config(config, img_size) -> config: the
+    constructor arguments for square ``img_size`` inputs (None: the size changes nothing);
+    owns_state(state) -> bool: whether a state dict (official or our names) is of this family;
+    classifier_prefixes: parameter-name prefixes of the classifier (replaced for another class
+    count); short_names: {'tiny': 'biformer_tiny'} accepted by the command lines;
+    paper: citation line for the README/model cards.
+    """
+
+    name: str
+    cls: type
+    checkpoint_filter: Callable
+    owns_state: Callable
+    sized_config: Callable | None = None
+    classifier_prefixes: tuple = ("head.",)
+    short_names: dict = field(default_factory=dict)
+    paper: str = ""
 
 
-register_model("biformer_tiny", depth=[2, 2, 8, 2], embed_dim=[64, 128, 256, 512],
-               qk_dims=[64, 128, 256, 512], **_RELEASED)
-register_model("biformer_small", depth=[4, 4, 18, 4], embed_dim=[64, 128, 256, 512],
-               qk_dims=[64, 128, 256, 512], **_RELEASED)
-register_model("biformer_base", depth=[4, 4, 18, 4], embed_dim=[96, 192, 384, 768],
-               qk_dims=[96, 192, 384, 768], **_RELEASED)
+@dataclass(frozen=True)
+class ModelEntry:
+    """One named model: its family, the official constructor arguments, official weights
+    (``url``; None when unreleased), ``aliases`` (official names), what the authors report
+    (``reported``: params, gflops, top1 ...) and the evaluation preprocessing of its weights
+    (``pretrained_cfg``: input_size, crop_pct, interpolation, mean, std)."""
+
+    name: str
+    family: str
+    config: dict
+    url: str | None = None
+    aliases: tuple = ()
+    reported: dict = field(default_factory=dict)
+    pretrained_cfg: dict = field(default_factory=dict)
 
 
-def list_models(pattern: str = "*") -> list:
-    """Names of registered models matching a shell-style ``pattern``."""
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+IMAGENET_DEFAULT_CFG = {"input_size": 224, "crop_pct": 0.875, "interpolation": "bicubic",
+                        "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225)}
+
+_FAMILIES: dict = {}
+_MODELS: dict = {}
+_ALIASES: dict = {}
 
 
-def _resolve(name: str) -> str:
-    if name in _REGISTRY:
+def register_family(family: Family) -> Family:
+    _FAMILIES[family.name] = family
+    return family
+
+
+def register_model(name: str, family: str, config: dict, url: str | None = None, aliases=(),
+                   reported: dict | None = None, **pretrained_cfg) -> ModelEntry:
+    """Register ``name`` of ``family`` built with ``config`` (keyword arguments of the family's
+    class). ``pretrained_cfg`` overrides :data:`IMAGENET_DEFAULT_CFG` (e.g. crop_pct=0.9)."""
+    if family not in _FAMILIES:
+        raise KeyError(f"register the family {family!r} before its models")
+    entry = ModelEntry(name, family, dict(config), url, tuple(aliases), dict(reported or {}),
+                       {**IMAGENET_DEFAULT_CFG, **pretrained_cfg})
+    _MODELS[name] = entry
+    for alias in entry.aliases:
+        _ALIASES[alias] = name
+    return entry
+
+
+def list_models(pattern: str = "*", family: str | None = None) -> list:
+    """Names of registered models matching a shell-style ``pattern`` (and ``family``)."""
+    return sorted(n for n, e in _MODELS.items()
+                  if fnmatch.fnmatch(n, pattern) and (family is None or e.family == family))
+
+
+def list_families() -> list:
+    return sorted(_FAMILIES)
+
+
+def resolve_name(name: str) -> str:
+    """The registered name for ``name``: itself, an alias (official names such as 'rcvit_xs'),
+    or a family's short name ('tiny' -> 'biformer_tiny'). ValueError with suggestions."""
+    if name in _MODELS:
         return name
-    if f"biformer_{name}" in _REGISTRY:  # 'tiny' -> 'biformer_tiny'
-        return f"biformer_{name}"
-    close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+    if name in _ALIASES:
+        return _ALIASES[name]
+    for fam in _FAMILIES.values():
+        if name in fam.short_names:
+            return fam.short_names[name]
+    known = list(_MODELS) + list(_ALIASES)
+    close = difflib.get_close_matches(name, known, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise ValueError(f"unknown model {name!r}.{hint} Available: {', '.join(list_models())}")
 
 
-def window_layout(img_size: int, topks) -> dict:
-    """n_win and topks for square ``img_size`` inputs.
+def get_model_entry(name: str) -> ModelEntry:
+    return _MODELS[resolve_name(name)]
 
-    The released models use n_win=7 at 224 (8x8-pixel windows in stage 1, 2x2 in stage 3),
-    i.e. n_win = img_size / 32, which also gives the official 384 fine-tuning layout (12).
-    At 32x32 (CIFAR) the stage maps are 8, 4, 2 and 1 pixels: n_win=2 and topks [1, 2, 4, -2]
-    (stage 3's 4 routed windows are all of them). topk never exceeds n_win^2.
-    """
-    if img_size == 32:
-        return {"n_win": 2, "topks": [1, 2, 4, -2]}
-    if img_size % 32:
-        raise ValueError(f"img_size={img_size} is not a multiple of 32; BiFormer's feature maps "
-                         "must split into n_win windows. Use a multiple of 32 (e.g. "
-                         f"{max(32, round(img_size / 32) * 32)}) or pass auto_pad=True.")
-    n_win = max(1, img_size // 32)
-    return {"n_win": n_win, "topks": [min(t, n_win * n_win) if t > 0 else t for t in topks]}
+
+def get_family(name_or_family: str) -> Family:
+    """A family by its name ('casvit') or by any of its model names."""
+    if name_or_family in _FAMILIES:
+        return _FAMILIES[name_or_family]
+    return _FAMILIES[get_model_entry(name_or_family).family]
 
 
 def model_config(name: str, img_size: int | None = None, **overrides) -> dict:
-    """The BiFormer keyword arguments of ``name`` at ``img_size`` with ``overrides`` applied."""
-    config = dict(_REGISTRY[_resolve(name)])
-    if img_size is not None and not overrides.get("auto_pad"):
-        config.update(window_layout(int(img_size), config["topks"]))
+    """The constructor arguments of ``name`` for ``img_size`` inputs with ``overrides``
+    (official argument names) applied last."""
+    entry = get_model_entry(name)
+    family = _FAMILIES[entry.family]
+    config = dict(entry.config)
+    if img_size is not None and family.sized_config is not None:
+        config = family.sized_config(config, int(img_size), overrides)
     config.update(overrides)
     return config
 
 
-def create_model(name: str, num_classes: int = 1000, pretrained=None, img_size: int | None = None,
-                 **overrides) -> BiFormer:
-    """Build a registered BiFormer.
+def families() -> list:
+    """Every registered :class:`Family`."""
+    return list(_FAMILIES.values())
 
-    Args:
-        name: e.g. 'biformer_tiny' (or 'tiny'); see :func:`list_models`.
-        num_classes: classifier outputs (0: no classifier, the model returns pooled features).
-        pretrained: path to an official ``.pth`` or a ``.pdparams`` file, or True for the
-            official ImageNet-1k weights of ``name`` (downloaded once). With a different class
-            count the backbone is loaded and the classifier re-initialised.
-        img_size: input size the window layout is chosen for (default: 224 layout).
-        overrides: any BiFormer argument, e.g. drop_path_rate=0.1, n_win=4, auto_pad=True.
-    """
-    arch = _resolve(name)
-    model = BiFormer(num_classes=num_classes, **model_config(arch, img_size, **overrides))
-    model.arch = arch
-    if pretrained:
-        from .checkpoint import download_pretrained, load_pretrained
 
-        path = download_pretrained(arch) if pretrained is True else pretrained
-        load_pretrained(model, path)
-    return model
+def entries(family: str | None = None) -> list:
+    """Every registered :class:`ModelEntry` (of ``family``), sorted by name."""
+    return [e for n, e in sorted(_MODELS.items()) if family is None or e.family == family]

@@ -11,8 +11,9 @@ Three defaults of Paddle's CPU build cost BiFormer a factor of 2-5 on a CPU:
   its mmap threshold at once, so the next op pays page faults on fresh memory (a ReLU over
   19 MB took 9 ms instead of 0.8 ms on a 2-core machine).
 
-:func:`configure_cpu` fixes both. The command-line tools call it; library users on a CPU may
-call it once. Nothing here changes results, only speed.
+:func:`configure_cpu` fixes both. ``create_model`` applies it on the first model built on a CPU
+(opt out: ``PADDLE_BIFORMER_AUTO_CPU=0``); calling it yourself, before or after, sets your own
+thread count. Nothing here changes results, only speed.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import os
 
 import paddle
 
-__all__ = ["configure_cpu", "cpu_count", "num_threads", "prefer_fast_mkl_path"]
+__all__ = ["configure_cpu", "cpu_count", "num_threads", "prefer_fast_mkl_path", "is_configured"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -87,3 +88,8 @@ def configure_cpu(num_threads: int | None = None, tune_malloc: bool = True) -> d
 def num_threads() -> int:
     """Threads for our CPU kernels: as set by :func:`configure_cpu`, else all CPUs."""
     return _configured.get("num_threads") or cpu_count()
+
+
+def is_configured() -> bool:
+    """Whether :func:`configure_cpu` ran in this process."""
+    return "num_threads" in _configured

@@ -10,9 +10,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 sys.path.insert(0, ROOT)
 
+from paddle_biformer import configure_cpu  # noqa: E402  (before paddle: it quiets Paddle's start-up warning)
 import paddle  # noqa: E402
-
-from paddle_biformer import configure_cpu  # noqa: E402
 
 configure_cpu()
 

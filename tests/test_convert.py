@@ -11,9 +11,7 @@ import pytest
 from conftest import FIXTURES, ROOT, rel_err
 
 from paddle_biformer import BiFormer, create_model, load_pretrained
-from paddle_biformer.checkpoint import CheckpointMismatchError
-from paddle_biformer.convert import (CheckpointError, convert_state_dict, extract_state_dict,
-                                     load_torch_checkpoint)
+from paddle_biformer.checkpoint import CheckpointError, CheckpointMismatchError, read_weights, torch_layouts
 
 OFFICIAL = os.path.join(FIXTURES, "official")
 MICRO_PTH = os.path.join(OFFICIAL, "micro.pth")
@@ -28,7 +26,8 @@ def _micro_model(**overrides):
 
 @pytest.mark.parametrize("name", ["tensors_zip.pth", "tensors_legacy.pth"])
 def test_reader_handles_both_formats_views_and_dtypes(name):
-    sd = extract_state_dict(load_torch_checkpoint(os.path.join(FIXTURES, "torch_format", name)))
+    sd = read_weights(os.path.join(FIXTURES, "torch_format", name))
+    assert sd.layout == "torch"
     base = np.arange(24, dtype=np.float32).reshape(4, 6)
     np.testing.assert_array_equal(sd["a"], base.T)
     np.testing.assert_array_equal(sd["b"], base[1:3, 2:5])
@@ -37,11 +36,11 @@ def test_reader_handles_both_formats_views_and_dtypes(name):
     assert sd["i"].dtype == np.int64 and np.array_equal(sd["i"], np.arange(5))
 
 
-def test_convert_state_dict_maps_names_and_layouts():
-    sd = {"module.head.weight": np.ones((10, 4)), "norm.running_mean": np.zeros(4),
+def test_torch_layouts_maps_names_and_layouts():
+    sd = {"head.weight": np.ones((10, 4)), "norm.running_mean": np.zeros(4),
           "norm.running_var": np.ones(4), "norm.num_batches_tracked": np.array(3),
           "lepe.weight": np.ones((4, 1, 5, 5), dtype=np.float16)}
-    out = convert_state_dict(sd)
+    out = torch_layouts(sd)
     assert set(out) == {"head.weight", "norm._mean", "norm._variance", "lepe.weight"}
     assert out["head.weight"].shape == (4, 10)
     assert out["lepe.weight"].dtype == np.float32 and out["lepe.weight"].shape == (4, 1, 5, 5)
@@ -96,8 +95,8 @@ def test_other_num_classes_keeps_backbone_and_reinitialises_head(caplog):
     with caplog.at_level("WARNING", logger="paddle_biformer"):
         info = load_pretrained(model, MICRO_PTH)
     assert info["skipped"] == ["head.bias", "head.weight"]
-    assert "10 classes" in caplog.text and "re-initialised" in caplog.text
-    ref = convert_state_dict(extract_state_dict(load_torch_checkpoint(MICRO_PTH)))
+    assert "10 classes" in caplog.text and "freshly initialised classifier" in caplog.text
+    ref = torch_layouts(read_weights(MICRO_PTH))
     np.testing.assert_array_equal(model.state_dict()["stages.2.1.attn.qkv.qkv.weight"].numpy(),
                                   ref["stages.2.1.attn.qkv.qkv.weight"])
     np.testing.assert_array_equal(model.head.weight.numpy(), head_before)
@@ -107,7 +106,7 @@ def test_checkpoint_of_another_architecture_is_explained():
     with pytest.raises(CheckpointMismatchError) as e:
         load_pretrained(create_model("biformer_tiny", num_classes=10), MICRO_PTH)
     msg = str(e.value)
-    assert "missing in the checkpoint" in msg and "shape mismatch" in msg
+    assert "missing in the checkpoint" in msg and "shape mismatch" in msg and "\n" not in msg
     assert "downsample_layers.0.0.weight [8, 3, 3, 3] vs [32, 3, 3, 3]" in msg
 
 

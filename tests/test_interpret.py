@@ -6,12 +6,13 @@ import paddle
 from PIL import Image
 
 from paddle_biformer import create_model
+from paddle_biformer.info import ModelInfo
 from paddle_biformer.interpret import TrainedNormalization, explain_lime, import_interpretdl, routing_of
 from paddle_biformer.plots import plot_lime, plot_routing
 
 SMALL = dict(depth=[1, 1, 2, 1], embed_dim=[16, 32, 64, 128], qk_dims=[16, 32, 64, 128], head_dim=16)
-INFO = {"img_size": 32, "classes": [f"c{i}" for i in range(4)], "mean": [0.5, 0.4, 0.3],
-        "std": [0.2, 0.25, 0.3]}
+INFO = ModelInfo(arch="biformer_tiny", img_size=32, classes=[f"c{i}" for i in range(4)],
+                 mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
 
 
 def small_model():
@@ -28,9 +29,9 @@ def image(seed=0):
 def test_model_sees_its_training_normalisation_whatever_interpretdl_feeds():
     model = small_model()
     pixels = image()[None].astype(np.float32) / 255.0
-    ours = (pixels - np.array(INFO["mean"])) / np.array(INFO["std"])  # what training fed
+    ours = (pixels - np.array(INFO.mean)) / np.array(INFO.std)  # what training fed
     fed = (pixels - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])  # interpretdl
-    wrapped = TrainedNormalization(model, INFO["mean"], INFO["std"])
+    wrapped = TrainedNormalization(model, INFO.mean, INFO.std)
     with paddle.no_grad():
         a = model(paddle.to_tensor(ours.transpose(0, 3, 1, 2).astype(np.float32))).numpy()
         b = wrapped(paddle.to_tensor(fed.transpose(0, 3, 1, 2).astype(np.float32))).numpy()
@@ -51,7 +52,7 @@ def test_lime_explains_the_predicted_class_and_draws_it(tmp_path):
     assert exp["segments"].shape == (32, 32) and exp["label"] == exp["pred"]
     assert set(exp["weights"]) == set(np.unique(exp["segments"]).tolist())
     np.testing.assert_allclose(exp["probs"].sum(), 1.0, rtol=1e-5)
-    path = plot_lime(img, exp["segments"], exp["weights"], INFO["classes"], exp["pred"],
+    path = plot_lime(img, exp["segments"], exp["weights"], INFO.classes, exp["pred"],
                      exp["probs"][exp["pred"]], str(tmp_path / "lime.png"), true_label=0)
     assert Image.open(path).size[0] > 500
 

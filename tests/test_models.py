@@ -5,7 +5,8 @@ import pytest
 
 from paddle_biformer import (BiFormer, BiLevelRoutingAttention, Block, DropPath, count_flops,
                              count_params, create_model, list_models)
-from paddle_biformer.registry import model_config, window_layout
+from paddle_biformer.models.biformer import window_layout
+from paddle_biformer.registry import model_config
 
 # Official figures: parameters (PyTorch count) and FLOPs (fvcore) at 224x224, 1000 classes.
 OFFICIAL = {"biformer_tiny": (13_142_760, 2_228_044_160),

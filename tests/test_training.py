@@ -12,7 +12,8 @@ from datagen import CLASS_NAMES, make_cifar_tarball, make_image_folders
 
 from paddle_biformer import engine
 from paddle_biformer.data import DataError, ImageData, load_cifar10, load_image_folders, materialize
-from paddle_biformer.engine import LAST, TrainConfig, TrainingError, fit
+from paddle_biformer.engine import LAST, TrainConfig, TrainingError, TrainingStopped, fit
+from paddle_biformer.signals import StopRequests
 from paddle_biformer.loader import BatchLoader
 from paddle_biformer.mixup import MixupCutmix
 
@@ -59,27 +60,36 @@ def _weights(path):
     return {k: v.numpy() for k, v in paddle.load(path).items()}
 
 
-@pytest.mark.parametrize("stop_at", [(1, 0), (1, 3)], ids=["after-epoch-1", "mid-epoch-2"])
-def test_resumed_run_ends_with_the_same_weights(folders, tmp_path, monkeypatch, stop_at):
-    """Interrupted (Ctrl-C) after epoch 1 or 3 batches into epoch 2, then --resume auto: the
-    final weights equal those of an uninterrupted run with the same seed."""
+def _stop_at(monkeypatch, when):
+    """Make the run's stop check answer True at the ``when``-th time it is asked (every
+    training step and validation batch asks once): as if Ctrl-C arrived during that step."""
+    calls = {"n": 0}
+
+    def requested(self):
+        calls["n"] += 1
+        return calls["n"] == when
+    monkeypatch.setattr(StopRequests, "requested", requested)
+
+
+# 6 training steps and 2 validation batches per epoch ask in turn: 3 = epoch 1 step 3,
+# 8 = epoch 1's last validation batch, 9 = epoch 2 step 1
+@pytest.mark.parametrize("when,saved", [(3, (0, 3)), (8, (0, 6)), (9, (1, 1))],
+                         ids=["mid-epoch-1", "epoch-1-validation", "mid-epoch-2"])
+def test_stopped_run_saves_and_resumes_to_the_same_weights(folders, tmp_path, monkeypatch, when, saved):
+    """A stop request (Ctrl-C) at a training step or during validation: the step finishes,
+    last.pdckpt is saved, TrainingStopped is raised; --resume auto then ends with exactly the
+    weights (and metrics lines) of an uninterrupted run with the same seed."""
     straight = small_config(folders, tmp_path / "straight", ema=True, drop_path=0.1, mixup=0.4, cutmix=1.0)
     fit(straight)
 
     interrupted = small_config(folders, tmp_path / "resumed", ema=True, drop_path=0.1, mixup=0.4, cutmix=1.0)
-    original = BatchLoader.batches
-
-    def batches(self, epoch, start=0):
-        for i, item in enumerate(original(self, epoch, start), start=start):
-            if self.train and (epoch, i) == stop_at:
-                raise KeyboardInterrupt
-            yield item
-    monkeypatch.setattr(BatchLoader, "batches", batches)
-    with pytest.raises(KeyboardInterrupt):
-        fit(interrupted)
-    monkeypatch.setattr(BatchLoader, "batches", original)
+    with monkeypatch.context() as m:
+        _stop_at(m, when)
+        with pytest.raises(TrainingStopped) as stopped:
+            fit(interrupted)
+    assert stopped.value.exit_code == 130
     state = paddle.load(os.path.join(interrupted.output, LAST))
-    assert (state["epoch"], state["step_in_epoch"]) == stop_at
+    assert (state["epoch"], state["step_in_epoch"]) == saved
 
     interrupted.resume = "auto"
     fit(interrupted)
@@ -88,7 +98,10 @@ def test_resumed_run_ends_with_the_same_weights(folders, tmp_path, monkeypatch, 
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-    assert [r["epoch"] for r in read_metrics(interrupted.output)] == [1, 2]
+    ra, rb = read_metrics(straight.output), read_metrics(interrupted.output)
+    assert [r["epoch"] for r in rb] == [1, 2]
+    for x, y in zip(ra, rb):  # the same epochs' figures, the interrupted epoch's included
+        assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-9) and x["val_top1"] == y["val_top1"]
 
 
 def test_resume_with_another_configuration_is_refused(folders, tmp_path):
@@ -211,7 +224,7 @@ def test_command_lines_train_evaluate_and_classify(folders, tmp_path):
                "--topk", "3", "--out", str(tmp_path / "eval"))
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.count("%") == 3 and "0000.jpg" in res.stdout
-    res = _run("train.py", "--data-path", str(tmp_path / "nowhere"), "--output", out)
+    res = _run("train.py", "--data-path", str(tmp_path / "nowhere"), "--output", str(tmp_path / "cli2"))
     assert res.returncode == 2 and "does not exist" in res.stderr
 
 

@@ -154,7 +154,7 @@ code("""
 import importlib.util
 from paddle_biformer.export import export_model
 with_onnx = all(importlib.util.find_spec(m) for m in ("paddle2onnx", "onnxruntime"))
-export_report = export_model(model, EXPORT_DIR, info["img_size"], onnx=with_onnx, info=info)
+export_report = export_model(model, EXPORT_DIR, info.img_size, onnx=with_onnx, info=info)
 for key in ("paddle_inference", "onnxruntime"):
     if key in export_report:
         print(f"{key}: max |logit difference| {export_report[key]['max_abs_diff']:.2e}")

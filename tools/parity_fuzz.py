@@ -337,7 +337,7 @@ def check_case(case, data):
     stored = [k.split("/", 1)[1] for k in data.files if k.startswith(case["name"] + "/")]
     model = layer_class(pb, case["kind"])(**case["kwargs"])
     model.eval()
-    state = pb.convert_state_dict({k[6:]: get(k) for k in stored if k.startswith("param.")})
+    state = pb.torch_layouts({k[6:]: get(k) for k in stored if k.startswith("param.")})
     ours = set(model.state_dict())
     if ours != set(state):
         return {f"state dict: missing {sorted(ours - set(state))}, "
@@ -369,7 +369,7 @@ def check_case(case, data):
     errors["grad.input"] = rel_err(x.grad.numpy(), get("grad.input"))
     grads = {k: (p.grad.numpy() if p.grad is not None else np.zeros(p.shape, "float32"))
              for k, p in model.named_parameters() if not p.stop_gradient}  # not BN statistics
-    ref_grads = pb.convert_state_dict({k[5:]: get(k) for k in stored
+    ref_grads = pb.torch_layouts({k[5:]: get(k) for k in stored
                                        if k.startswith("grad.") and k != "grad.input"})
     if set(grads) != set(ref_grads):
         errors[f"gradient names differ: {sorted(set(grads) ^ set(ref_grads))}"] = float("inf")

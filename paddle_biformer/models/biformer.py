@@ -12,12 +12,15 @@ import math
 import paddle
 import paddle.nn as nn
 
-from .bra import BiLevelRoutingAttention
-from .ops import permute
-from .layers import (Attention, AttentionLePE, BatchNormNHWC, ConvNHWC, DepthwiseConvNHWC, DropPath,
-                     DWConv, Linear, Rearrange)
+from ..bra import BiLevelRoutingAttention
+from ..checkpoint import torch_layouts
+from ..layers import (Attention, AttentionLePE, BatchNormNHWC, ConvNHWC, DepthwiseConvNHWC, DropPath,
+                      DWConv, Linear, Rearrange)
+from ..ops import permute
+from ..registry import Family, register_family, register_model
+from .base import ZooModel, torch_default_init
 
-__all__ = ["Block", "BiFormerStage", "BiFormer"]
+__all__ = ["Block", "BiFormerStage", "BiFormer", "window_layout", "checkpoint_filter"]
 
 
 class Block(nn.Layer):
@@ -116,16 +119,7 @@ class BiFormerStage(nn.Sequential):
         return x
 
 
-def _torch_default_init(conv: nn.Conv2D) -> None:
-    """PyTorch's Conv2d initialisation (kaiming_uniform with a=sqrt(5), i.e. U(+-1/sqrt(fan_in)))."""
-    fan_in = math.prod(conv.weight.shape[1:])
-    bound = 1.0 / math.sqrt(fan_in)
-    nn.initializer.Uniform(-bound, bound)(conv.weight)
-    if conv.bias is not None:
-        nn.initializer.Uniform(-bound, bound)(conv.bias)
-
-
-class BiFormer(nn.Layer):
+class BiFormer(ZooModel):
     """BiFormer: a 4-stage pyramid of BiFormer blocks with convolutional downsampling.
 
     Arguments have the official names and meaning. ``qk_dims`` entries of None mean
@@ -136,6 +130,8 @@ class BiFormer(nn.Layer):
 
     x: (N, in_chans, H, W) -> logits (N, num_classes) (pooled features if num_classes == 0).
     """
+
+    family = "biformer"
 
     def __init__(self, depth=(3, 4, 8, 3), in_chans=3, num_classes=1000,
                  embed_dim=(64, 128, 320, 512), head_dim=64, qk_scale=None,
@@ -201,6 +197,8 @@ class BiFormer(nn.Layer):
             self.pre_logits = nn.Identity()
         self.head_drop = nn.Dropout(drop_rate)
         self.head = self._make_head(num_classes)
+        self.feature_info = [{"num_chs": embed_dim[i], "reduction": 4 * 2 ** i, "module": f"stages.{i}"}
+                             for i in range(4)]
         self._init_weights()
 
     def _feature_dim(self):
@@ -221,7 +219,7 @@ class BiFormer(nn.Layer):
                 nn.initializer.Constant(1.0)(layer.weight)
                 nn.initializer.Constant(0.0)(layer.bias)
             elif isinstance(layer, nn.Conv2D):
-                _torch_default_init(layer)
+                torch_default_init(layer)
 
     def no_weight_decay(self):
         return {"pos_embed", "cls_token"}
@@ -291,5 +289,72 @@ class BiFormer(nn.Layer):
         return self.head(self.head_drop(x))
 
     def forward(self, x):
-        """x: (N, 3, H, W) -> logits (N, num_classes)."""
+        """x: (N, 3, H, W) -> logits (N, num_classes) (the stage maps with features_only)."""
+        if self.features_only:
+            return super().forward(x)
         return self.forward_head(self.norm(self._stages_nhwc(x)[-1]), channels_last=True)
+
+    def info_extras(self) -> dict:
+        return {"n_win": self.n_win, "topks": list(self.topks)}
+
+
+# ----------------------------------------------------------------------------- zoo entries
+def window_layout(img_size: int, topks) -> dict:
+    """n_win and topks for square ``img_size`` inputs.
+
+    The released models use n_win=7 at 224 (8x8-pixel windows in stage 1, 2x2 in stage 3),
+    i.e. n_win = img_size / 32, which also gives the official 384 fine-tuning layout (12).
+    At 32x32 (CIFAR) the stage maps are 8, 4, 2 and 1 pixels: n_win=2 and topks [1, 2, 4, -2]
+    (stage 3's 4 routed windows are all of them). topk never exceeds n_win^2.
+    """
+    if img_size == 32:
+        return {"n_win": 2, "topks": [1, 2, 4, -2]}
+    if img_size % 32:
+        raise ValueError(f"img_size={img_size} is not a multiple of 32; BiFormer's feature maps "
+                         "must split into n_win windows. Use a multiple of 32 (e.g. "
+                         f"{max(32, round(img_size / 32) * 32)}) or pass auto_pad=True.")
+    n_win = max(1, img_size // 32)
+    return {"n_win": n_win, "topks": [min(t, n_win * n_win) if t > 0 else t for t in topks]}
+
+
+def _sized_config(config: dict, img_size: int, overrides: dict) -> dict:
+    if overrides.get("auto_pad"):
+        return config
+    return {**config, **window_layout(img_size, overrides.get("topks", config["topks"]))}
+
+
+def checkpoint_filter(state: dict, model=None) -> dict:
+    """Official BiFormer state dict (PyTorch names and layouts, numpy) -> ours: parameter names
+    are the official ones; every 2-D weight is an nn.Linear's (transposed)."""
+    return torch_layouts(state)
+
+
+def _owns_state(state) -> bool:
+    return any(k.startswith("downsample_layers.") for k in state) and any(
+        k.startswith("stages.") and ".attn." in k for k in state)
+
+
+register_family(Family(
+    name="biformer", cls=BiFormer, checkpoint_filter=checkpoint_filter, owns_state=_owns_state,
+    sized_config=_sized_config, short_names={"tiny": "biformer_tiny", "small": "biformer_small",
+                                             "base": "biformer_base"},
+    paper="Zhu et al., BiFormer: Vision Transformer with Bi-Level Routing Attention, CVPR 2023"))
+
+_RELEASED = dict(mlp_ratios=[3, 3, 3, 3], n_win=7, kv_downsample_mode="identity",
+                 kv_per_wins=[-1, -1, -1, -1], topks=[1, 4, 16, -2], side_dwconv=5,
+                 before_attn_dwconv=3, layer_scale_init_value=-1, head_dim=32,
+                 param_routing=False, diff_routing=False, soft_routing=False, pre_norm=True,
+                 pe=None)
+_ONEDRIVE = "https://api.onedrive.com/v1.0/shares/{}/root/content"
+register_model("biformer_tiny", "biformer", dict(depth=[2, 2, 8, 2], embed_dim=[64, 128, 256, 512],
+                                                 qk_dims=[64, 128, 256, 512], **_RELEASED),
+               url=_ONEDRIVE.format("s!AkBbczdRlZvChHEOoGkgwgQzEDlM"),
+               reported={"params_m": 13.1, "gflops": 2.2, "top1": 81.4})
+register_model("biformer_small", "biformer", dict(depth=[4, 4, 18, 4], embed_dim=[64, 128, 256, 512],
+                                                  qk_dims=[64, 128, 256, 512], **_RELEASED),
+               url=_ONEDRIVE.format("s!AkBbczdRlZvChHDyM-x9KWRBZ832"),
+               reported={"params_m": 25.5, "gflops": 4.5, "top1": 83.8})
+register_model("biformer_base", "biformer", dict(depth=[4, 4, 18, 4], embed_dim=[96, 192, 384, 768],
+                                                 qk_dims=[96, 192, 384, 768], **_RELEASED),
+               url=_ONEDRIVE.format("s!AkBbczdRlZvChHI_XPhoadjaNxtO"),
+               reported={"params_m": 56.8, "gflops": 9.8, "top1": 84.3})

@@ -1,0 +1,89 @@
+"""What every model of the zoo offers, whatever its family.
+
+The engine, reports, export and feature extraction ask a model for these instead of knowing
+its family:
+
+* ``forward(x)``: images (N, 3, H, W) -> logits (N, num_classes) (pooled features when
+  ``num_classes == 0``; the stage maps after :meth:`set_features_only`);
+* ``forward_stages(x)``: the four stage outputs, NCHW; ``feature_info``: their channels and
+  strides (``[{'num_chs': 64, 'reduction': 4, 'module': 'stages.0'}, ...]``);
+* ``forward_features(x)``: the normalised last map (N, C, h, w); ``forward_head(map)``;
+* ``check_input_size(h, w)``: a ValueError naming the fix for a size the model cannot take;
+* ``reset_classifier(n)``, ``get_classifier()``, ``no_weight_decay()``;
+* ``info_extras()``: family-specific facts saved in model_info.json (e.g. BiFormer's windows).
+"""
+from __future__ import annotations
+
+import math
+
+import paddle.nn as nn
+
+__all__ = ["ZooModel", "torch_default_init"]
+
+
+def torch_default_init(layer) -> None:
+    """PyTorch's default initialisation of a Conv2D / Linear (kaiming_uniform with a=sqrt(5),
+    i.e. weights and biases U(+-1/sqrt(fan_in))), for families whose official code keeps it."""
+    w = layer.weight
+    fan_in = math.prod(w.shape[1:]) if len(w.shape) > 2 else w.shape[0]  # Paddle Linear: (in, out)
+    bound = 1.0 / math.sqrt(fan_in)
+    nn.initializer.Uniform(-bound, bound)(w)
+    if getattr(layer, "bias", None) is not None:
+        nn.initializer.Uniform(-bound, bound)(layer.bias)
+
+
+class ZooModel(nn.Layer):
+    """Base class of every family's model (see the module docstring)."""
+
+    family = ""          # the registry family name, set by each subclass
+    arch = None          # the registered name, set by create_model
+    feature_info: list = []
+
+    # -- feature extraction
+    features_only = False
+    out_indices = (0, 1, 2, 3)
+
+    def set_features_only(self, out_indices=(0, 1, 2, 3)):
+        """Make ``forward`` return the stage maps ``out_indices`` (NCHW list), as timm's
+        ``features_only``; :meth:`selected_feature_info` describes them."""
+        out_indices = tuple(int(i) for i in out_indices)
+        n = len(self.feature_info)
+        bad = [i for i in out_indices if not -n <= i < n]
+        if bad or not out_indices:
+            raise ValueError(f"out_indices {list(out_indices)}: this model has {n} stages (0..{n - 1})")
+        self.features_only, self.out_indices = True, tuple(i % n for i in out_indices)
+        return self
+
+    def selected_feature_info(self) -> list:
+        """``feature_info`` of the maps ``forward`` returns with features_only (else all)."""
+        return [self.feature_info[i] for i in self.out_indices] if self.features_only else list(self.feature_info)
+
+    def forward(self, x):
+        """x: (N, 3, H, W) -> logits (N, num_classes), or the selected stage maps."""
+        if self.features_only:
+            feats = self.forward_stages(x)
+            return [feats[i] for i in self.out_indices]
+        return self.forward_head(self.forward_features(x))
+
+    # -- to implement
+    def forward_stages(self, x) -> list:
+        raise NotImplementedError
+
+    def forward_features(self, x):
+        raise NotImplementedError
+
+    def forward_head(self, x):
+        raise NotImplementedError
+
+    def check_input_size(self, h: int, w: int) -> None:
+        """Raise a ValueError naming the fix if an h x w image cannot pass through the model."""
+
+    def info_extras(self) -> dict:
+        return {}
+
+    def no_weight_decay(self) -> set:
+        """Parameter names exempt from weight decay besides biases and norms (timm's rule)."""
+        return set()
+
+    def get_classifier(self):
+        return self.head
