@@ -35,7 +35,7 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, REPO)
 
-from bench_model import (SEED, _timed, benchmark_parser, build_official, check_torch_ref,  # noqa: E402
+from bench_model import (SEED, _timed, benchmark_parser, build_official, check_torch_ref, resolve_family,  # noqa: E402
                          load_warning, median_over_rounds, parse_cases, random_batch, reset_peak_rss, rss_mib,
                          run_script_worker, spread)
 
@@ -47,7 +47,7 @@ def build_runner(a, images):
     if a.runtime == "official-torch":
         import torch
 
-        model = build_official(a.torch_ref, a.config, a.threads).eval()
+        model = build_official(a).eval()
         x = torch.from_numpy(images)
 
         def run():
@@ -175,9 +175,10 @@ def main():
         args.onnx = False
         print("note: paddle2onnx/onnxruntime not installed: ONNX Runtime not measured "
               "(python install.py --export)", file=sys.stderr)
+    resolve_family(args)
     if args.torch_ref:
         args.torch_ref = os.path.abspath(args.torch_ref)
-        check_torch_ref(args.torch_ref)
+        check_torch_ref(args)
     rows = bench(args)
     if args.json:
         with open(args.json, "w") as f:

@@ -105,29 +105,26 @@ def build_paddle_step(a, images, labels):
                      paddle.nn.functional.cross_entropy, make_opt, lambda opt: opt.clear_grad())
 
 
-def build_official(torch_ref: str, config_json: str, threads: int):
-    """The official BiFormer (torch, seeded) from the keyword arguments our registry gives ours."""
-    import inspect
-
+def build_official(a):
+    """The official model of ``a.arch``'s family (torch, seeded) from the keyword arguments our
+    registry gives ours (``a.config``, JSON)."""
     import torch
 
     sys.path.insert(0, os.path.join(REPO, "tools"))
-    from official_ref import load_official
+    from official_ref import build_official_model
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(a.threads)
     torch.manual_seed(SEED)
-    ref, config = load_official(torch_ref), json.loads(config_json)
-    accepted = inspect.signature(ref.BiFormer.__init__).parameters
-    if set(config) - set(accepted):
-        print(f"note: not passed to the official BiFormer: {sorted(set(config) - set(accepted))}", file=sys.stderr)
-    return ref.BiFormer(**{k: v for k, v in config.items() if k in accepted})
+    config = json.loads(a.config)
+    num_classes = config.pop("num_classes")
+    return build_official_model(a.family, a.torch_ref, config, num_classes)
 
 
 def build_torch_step(a, images, labels):
     """One ``a.mode`` step of the official model, built from our registry's keyword arguments."""
     import torch
 
-    model = build_official(a.torch_ref, a.config, a.threads)
+    model = build_official(a)
     make_opt = lambda: torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)  # noqa: E731
     return make_step(model, torch.from_numpy(images), torch.from_numpy(labels), a.mode, torch.no_grad,
                      torch.nn.functional.cross_entropy, make_opt, lambda opt: opt.zero_grad())
@@ -217,10 +214,14 @@ def measure_gather(a) -> dict:
 
 
 def run_script_worker(script: str, args, label: str, **flags) -> dict:
-    """Run ``script --worker`` with the common options and ``flags`` in a fresh interpreter; its
-    last stdout line is the JSON result ({} if it failed, with its error tail printed)."""
-    cmd = [sys.executable, script, "--worker", "--threads", str(args.threads), "--steps", str(args.steps),
-           "--warmup", str(args.warmup), "--arch", args.arch, "--num-classes", str(args.num_classes)]
+    """Run ``script --worker`` with the common options and ``flags`` in a fresh interpreter
+    (``--torch-python`` for the official model's workers); its last stdout line is the JSON
+    result ({} if it failed, with its error tail printed)."""
+    torch_worker = flags.get("framework") == "torch" or flags.get("runtime") == "official-torch"
+    python = args.torch_python if torch_worker and args.torch_python else sys.executable
+    cmd = [python, script, "--worker", "--threads", str(args.threads), "--steps", str(args.steps),
+           "--warmup", str(args.warmup), "--arch", args.arch, "--num-classes", str(args.num_classes),
+           "--family", args.family]
     cmd += ["--torch-ref", args.torch_ref] if args.torch_ref else []
     cmd += [s for key, value in flags.items() for s in (f"--{key.replace('_', '-')}", str(value))]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
@@ -238,16 +239,29 @@ def run_worker(args, framework: str, **extra) -> dict:
                              framework=framework, gather_reps=args.gather_reps, **extra)
 
 
-def check_torch_ref(path: str):
-    """Exit with a clear message if torch or the official clone is unusable."""
-    probe = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, text=True)
+def resolve_family(args) -> None:
+    """args.arch as registered (aliases resolved) and args.family, from our registry."""
+    from paddle_biformer.registry import get_model_entry, resolve_name
+
+    args.arch = resolve_name(args.arch)
+    args.family = get_model_entry(args.arch).family
+
+
+def check_torch_ref(args):
+    """Exit with a clear message if torch (in ``--torch-python``) or the official clone of the
+    family of ``--arch`` is unusable; fills in args.family."""
+    python = args.torch_python or sys.executable
+    probe = subprocess.run([python, "-c", "import torch"], capture_output=True, text=True)
     if probe.returncode:
         last = (probe.stderr.strip().splitlines() or ["?"])[-1]
-        sys.exit(f"--torch-ref given but torch is not importable by {sys.executable} ({last}); "
-                 "install torch (CPU build) in this environment or drop --torch-ref.")
-    if not os.path.isfile(os.path.join(path, "models", "biformer.py")):
-        sys.exit(f"--torch-ref {path!r} is not a BiFormer clone (no models/biformer.py); "
-                 "git clone https://github.com/rayleizhu/BiFormer and pass its path.")
+        sys.exit(f"--torch-ref given but torch is not importable by {python} ({last}); install torch "
+                 "(CPU build) there, or name an interpreter that has it with --torch-python, or drop --torch-ref.")
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    from official_ref import check_clone
+
+    problem = check_clone(args.family, args.torch_ref)
+    if problem:
+        sys.exit(f"--torch-ref: {problem}")
 
 
 def load_warning(seconds: float = 1.0) -> str:
@@ -360,7 +374,10 @@ def benchmark_parser(description: str, default_cases: list, num_classes: int, wa
     p.add_argument("--rounds", type=int, default=3, help="alternating repetitions; the median is shown")
     p.add_argument("--warmup", type=int, default=warmup, help="untimed steps before timing")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="default: all CPUs")
-    p.add_argument("--torch-ref", help="path to the official BiFormer clone: also run the official model")
+    p.add_argument("--torch-ref", help="path to the official clone of --arch's family: also run the official model")
+    p.add_argument("--torch-python", help="Python interpreter with torch for the official model's workers "
+                                          "(default: this one)")
+    p.add_argument("--family", help=argparse.SUPPRESS)
     p.add_argument("--json", help="also save the results to this file")
     for flag in internal:  # one measurement in a fresh process
         p.add_argument(flag, help=argparse.SUPPRESS)
@@ -394,9 +411,10 @@ def main():
     if args.worker:
         print(json.dumps(measure_model(args) if args.mode else measure_gather(args)))
         return
+    resolve_family(args)
     if args.torch_ref:
         args.torch_ref = os.path.abspath(args.torch_ref)
-        check_torch_ref(args.torch_ref)
+        check_torch_ref(args)
     rows = bench_gather(args) if args.gather else bench_models(args)
     if args.json:
         with open(args.json, "w") as f:

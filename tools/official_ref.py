@@ -1,5 +1,8 @@
-"""Import the official PyTorch BiFormer (github.com/rayleizhu/BiFormer) from a local clone,
-for side-by-side checks. Needs torch and einops; timm and fairscale are replaced by minimal
+"""Import the official PyTorch code of each zoo family from a local clone, for side-by-side
+checks and benchmarks: :func:`load_official` (BiFormer's classes) and
+:func:`build_official_model` (a whole model of any family from our registry's keyword
+arguments; family ``F`` other than BiFormer is built by ``tools/official_F.py``'s
+``build_model(repo, config, num_classes)``). Needs torch and einops; timm and fairscale are replaced by minimal
 stand-ins when they cannot be imported (timm needs torchvision, which has no CPU wheel here).
 The official code is never copied into this project.
 
@@ -84,3 +87,32 @@ def load_official(repo: str) -> types.SimpleNamespace:
         Attention=common.Attention, AttentionLePE=common.AttentionLePE, DWConv=common.DWConv,
         BiLevelRoutingAttention=bra.BiLevelRoutingAttention, TopkRouting=bra.TopkRouting,
         KVGather=bra.KVGather, QKVLinear=bra.QKVLinear)
+
+
+# a file that identifies each family's official clone
+OFFICIAL_MARKERS = {"biformer": ("models/biformer.py", "https://github.com/rayleizhu/BiFormer"),
+                    "casvit": ("classification/model/rcvit.py", "https://github.com/Tianfang-Zhang/CAS-ViT"),
+                    "crossformer": ("models/crossformer.py", "https://github.com/cheerss/CrossFormer")}
+
+
+def check_clone(family: str, repo: str) -> str | None:
+    """None if ``repo`` looks like the official clone of ``family``, else what is wrong."""
+    marker, url = OFFICIAL_MARKERS[family]
+    if not os.path.isfile(os.path.join(repo, marker)):
+        return f"{repo!r} is not a clone of the official {family} code (no {marker}); git clone {url}"
+    return None
+
+
+def build_official_model(family: str, repo: str, config: dict, num_classes: int):
+    """The official PyTorch model of ``family`` from our registry's keyword arguments
+    (``paddle_biformer.registry.model_config``), which are the official constructor's."""
+    if family == "biformer":
+        import inspect
+
+        ref = load_official(repo)
+        accepted = inspect.signature(ref.BiFormer.__init__).parameters
+        if set(config) - set(accepted):
+            print(f"note: not passed to the official BiFormer: {sorted(set(config) - set(accepted))}", file=sys.stderr)
+        return ref.BiFormer(num_classes=num_classes, **{k: v for k, v in config.items() if k in accepted})
+    module = importlib.import_module(f"official_{family}")
+    return module.build_model(repo, config, num_classes)
