@@ -397,7 +397,9 @@ def erasing_cases(arrays, cases):
 
     configs = [dict(probability=1.0, mode="pixel", max_count=1), dict(probability=0.25, mode="pixel", max_count=1),
                dict(probability=0.9, mode="rand", max_count=3), dict(probability=1.0, mode="const", min_count=2,
-                                                                     max_count=2)]
+                                                                     max_count=2),
+               # large boxes: many reach the full height or width, which timm's strict h < H, w < W rejects
+               dict(probability=1.0, mode="const", min_area=0.5, max_area=0.95, min_aspect=0.5)]
     base = np.linspace(-2, 2, 3 * 12 * 16, dtype=np.float32).reshape(3, 12, 16)
     arrays["erase_input"] = base
     for ci, cfg in enumerate(configs):
