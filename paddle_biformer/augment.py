@@ -33,7 +33,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageOps

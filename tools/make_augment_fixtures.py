@@ -38,7 +38,6 @@ import argparse
 import hashlib
 import io
 import json
-import math
 import os
 import sys
 import tarfile
