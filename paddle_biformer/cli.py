@@ -53,7 +53,8 @@ def _default_text(name: str, default) -> str:
 
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="train.py", description="Train a model of the zoo on CIFAR-10 or on folders of images.",
+        prog="train.py", usage="%(prog)s [options]   (--help lists them)",
+        description="Train a model of the zoo on CIFAR-10 or on folders of images.",
         epilog="Recipes: " + "; ".join(f"{name}: {r['about']}" for name, r in sorted(RECIPES.items())))
     p.add_argument("--recipe", choices=sorted(RECIPES), default="seed",
                    help="a named set of defaults (listed below); options given explicitly override it")
@@ -122,7 +123,8 @@ def train_main(argv=None) -> int:
 def eval_parser() -> argparse.ArgumentParser:
     positive = {"low": 1, "high": None, "low_open": False, "high_open": False, "choices": None}
     nonneg = dict(positive, low=0)
-    p = argparse.ArgumentParser(prog="eval.py", description="Evaluate a trained model, or classify your own images.")
+    p = argparse.ArgumentParser(prog="eval.py", usage="%(prog)s --weights FILE [options]   (--help lists them)",
+                                description="Evaluate a trained model, or classify your own images.")
     p.add_argument("--weights", required=True, help="best/final_model.pdparams, last.pdckpt or an official .pth")
     p.add_argument("--arch", help="the model of an official .pth (default: recognised from the weights)")
     p.add_argument("--img-size", type=checked("img_size", int, dict(positive, low=16)), help="override the input size")

@@ -126,8 +126,11 @@ def export_static(model: paddle.nn.Layer, prefix: str, img_size: int, batch_size
         with warnings.catch_warnings():
             # "In static graph mode, add_() is the same as add()": as intended
             warnings.filterwarnings("ignore", message="In static graph mode")
-            static = paddle.jit.to_static(_Exported(model), input_spec=spec, full_graph=True)
-            paddle.jit.save(static, prefix)
+            # Paddle 3 logs (C++ glog) "PIR not support input out tensor" while tracing: not
+            # the user's business; the captured text is shown if the export fails
+            with _quiet_native_output():
+                static = paddle.jit.to_static(_Exported(model), input_spec=spec, full_graph=True)
+                paddle.jit.save(static, prefix)
     finally:
         model.train() if was_training else model.eval()
     return _model_files(prefix)
@@ -312,17 +315,26 @@ def export_model(model: paddle.nn.Layer, output_dir: str, img_size: int, batch_s
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="Export a trained BiFormer to Paddle Inference (and ONNX), "
-                                            "checked against the dynamic-graph model.")
+    from .cli import checked
+
+    positive = {"low": 1, "high": None, "low_open": False, "high_open": False, "choices": None}
+    p = argparse.ArgumentParser(prog="export.py", usage="%(prog)s --weights FILE --output DIR [options]   (--help lists them)",
+                                description="Export a trained model of the zoo to Paddle "
+                                "Inference (and ONNX), checked against the dynamic-graph model.")
     p.add_argument("--weights", required=True,
                    help="best/final_model.pdparams (with model_info.json), last.pdckpt or an official .pth")
-    p.add_argument("--arch", help="tiny, small, base (default: from model_info.json; needed for .pth other than tiny)")
+    p.add_argument("--arch", help="the model of an official .pth (default: from model_info.json, or recognised "
+                                  "from the weights)")
     p.add_argument("--output", required=True, help="folder for the exported files")
-    p.add_argument("--img-size", type=int, help="input size (default: the training size, else 224)")
-    p.add_argument("--batch-size", type=int, help="fixed batch size (default: dynamic)")
+    p.add_argument("--img-size", type=checked("img_size", int, dict(positive, low=16)),
+                   help="input size (default: the training size, else 224)")
+    p.add_argument("--batch-size", type=checked("batch_size", int, positive),
+                   help="fixed batch size (default: dynamic)")
     p.add_argument("--onnx", action="store_true", help="also write model.onnx (needs paddle2onnx, onnxruntime)")
-    p.add_argument("--opset", type=int, default=13, help="ONNX opset (default 13)")
-    p.add_argument("--tol", type=float, default=DEFAULT_TOLERANCE, help="max |logit difference| allowed")
+    p.add_argument("--opset", type=checked("opset", int, dict(positive, low=11)), default=13,
+                   help="ONNX opset (>= 11; default 13)")
+    p.add_argument("--tol", type=checked("tol", float, dict(positive, low=0.0, low_open=True)),
+                   default=DEFAULT_TOLERANCE, help="max |logit difference| allowed (default 1e-4)")
     p.add_argument("--no-check", action="store_true", help="skip running the exported models")
     return p.parse_args(argv)
 
@@ -331,14 +343,11 @@ def main(argv=None) -> int:
     """Command line: exit 0 when exported and checked, 1 when a check fails, 2 on input errors."""
     from .checkpoint import CheckpointError, CheckpointMismatchError
     from .inference import load_trained
-    from .runtime import configure_cpu
+    from .run_folder import RunFolder
 
     args = parse_args(argv)
-    configure_cpu()
-    if args.batch_size is not None and args.batch_size < 1:
-        print("error: --batch-size must be at least 1 (leave it out for a dynamic batch)", file=sys.stderr)
-        return 2
     try:
+        RunFolder(args.output).check_writable()
         model, info = load_trained(args.weights, args.arch, args.img_size)
         print(f"exporting {info.arch} ({info.num_classes} classes) at {info.img_size}x{info.img_size}, "
               f"batch {args.batch_size or 'dynamic'} -> {args.output}", flush=True)
@@ -348,7 +357,8 @@ def main(argv=None) -> int:
     except ExportCheckError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except (FileNotFoundError, ValueError, ImportError, CheckpointError, CheckpointMismatchError) as e:
+    except (FileNotFoundError, PermissionError, ValueError, ImportError, CheckpointError,
+            CheckpointMismatchError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for key, label in (("paddle_inference", "Paddle Inference"), ("onnxruntime", "ONNX Runtime")):

@@ -7,6 +7,9 @@ Bi-Level Routing maps (models with Bi-Level Routing Attention: the BiFormer fami
 """
 from __future__ import annotations
 
+import contextlib
+import io
+
 import numpy as np
 import paddle
 import paddle.nn as nn
@@ -44,7 +47,10 @@ def import_interpretdl():
     except ImportError:
         pass
     try:
-        import interpretdl
+        # interpretdl prints "Paddle should be installed" when its optional interpreters fail to
+        # import paddle.fluid (gone since Paddle 3); LIME does not need them: keep that quiet
+        with contextlib.redirect_stdout(io.StringIO()):
+            import interpretdl
         import interpretdl.interpreter._lime_base as lime_base
     except ImportError as e:
         raise ImportError(f"LIME needs interpretdl ({e}). Run `python install.py`: it installs "

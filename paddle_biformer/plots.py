@@ -337,10 +337,16 @@ def plot_routing(image, routes: list, query: tuple, path: str, title: str | None
             np.add.at(counts, r["r_idx"].ravel(), 1)
         ax = axes[row, 1]
         _show(ax, image)
-        shown = ax.imshow(counts.reshape(n, n), cmap="magma", alpha=0.65, interpolation="nearest",
-                          extent=(-0.5, w - 0.5, h - 0.5, -0.5))
         ax.set_title(f"stage {stage + 1}: times each region is routed to\n"
                      f"({len(blocks)} block{'s' if len(blocks) > 1 else ''} x {n * n} queries)")
-        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03, label="times chosen")
+        if counts.min() == counts.max():  # e.g. top-k = all regions: a colour scale would be empty
+            why = f"\n(top-{len(weights)} of {n * n} regions:\nall of them)" if len(weights) == n * n else ""
+            ax.text(0.5, 0.5, f"every region is chosen\nequally, {int(counts[0])} times{why}", transform=ax.transAxes,
+                    ha="center", va="center",
+                    fontsize=11, color="black", bbox=dict(boxstyle="round", fc="white", ec="gray", alpha=0.9))
+        else:
+            shown = ax.imshow(counts.reshape(n, n), cmap="magma", alpha=0.65, interpolation="nearest",
+                              extent=(-0.5, w - 0.5, h - 0.5, -0.5))
+            fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03, label="times chosen")
     fig.suptitle(title or "Bi-Level Routing: where each region looks", fontsize=13)
     return _save(fig, path)

@@ -1,8 +1,10 @@
 """The training engine, data pipeline and command lines, on data made by the tests."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import paddle
@@ -228,28 +230,56 @@ def test_command_lines_train_evaluate_and_classify(folders, tmp_path):
     assert res.returncode == 2 and "does not exist" in res.stderr
 
 
-def test_two_processes_train_data_parallel_on_cpu(folders, tmp_path):
-    """python -m paddle.distributed.launch --nproc_per_node 2 train.py ...: both processes
-    train their shard; rank 0 alone writes, with metrics summed over the processes."""
-    out = str(tmp_path / "ddp")
+def _launch(folders, out, logs, *extra, **popen):
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
     env["PYTHONPATH"] = ROOT
-    res = subprocess.run(
-        [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir",
-         str(tmp_path / "logs"), "--log_level", "WARNING", "train.py", "--img-size", "32",
-         "--data-path", folders, "--epochs", "2", "--batch-size", "8", "--model-kwargs", json.dumps(SMALL),
-         "--output", out, "--workers", "0", "--optimizer", "adamw", "--lr", "2e-3", "--mixup", "0"],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
-    logs = "".join(open(os.path.join(tmp_path, "logs", f)).read() for f in sorted(os.listdir(tmp_path / "logs"))
-                   if f.startswith("workerlog"))
-    assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-2000:], logs[-3000:])
+    cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir", logs,
+           "--log_level", "WARNING", "train.py", "--img-size", "32", "--data-path", folders, "--epochs", "2",
+           "--batch-size", "8", "--model-kwargs", json.dumps(SMALL), "--output", out, "--workers", "0",
+           "--optimizer", "adamw", "--lr", "2e-3", "--mixup", "0", *extra]
+    if popen:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+
+
+def _worker_logs(logs):
+    return "".join(open(os.path.join(logs, f)).read() for f in sorted(os.listdir(logs)) if f.startswith("workerlog"))
+
+
+def test_two_processes_train_data_parallel_on_cpu(folders, tmp_path):
+    """python -m paddle.distributed.launch --nproc_per_node 2 train.py ...: both processes
+    train their shard; rank 0 alone writes, with metrics summed over the processes. Ctrl-C to
+    the launcher's process group stops both processes after the same step; the resumed run ends
+    with the uninterrupted run's weights."""
+    out, logs = str(tmp_path / "ddp"), str(tmp_path / "logs")
+    res = _launch(folders, out, logs)
+    assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-2000:], _worker_logs(logs)[-3000:])
     records = read_metrics(out)
     assert [r["epoch"] for r in records] == [1, 2]  # written once, by rank 0
     assert records[0]["val_top1"] >= 0 and os.path.isfile(os.path.join(out, "final_model.pdparams"))
-    assert "2 processes" in logs
+    assert "2 processes" in _worker_logs(logs)
     report = str(tmp_path / "eval.json")
     res = _run("eval.py", "--weights", os.path.join(out, "final_model.pdparams"), "--data-path", folders,
                "--json", report, "--out", str(tmp_path))
     assert res.returncode == 0, res.stderr[-2000:]
     with open(report) as f:
         assert json.load(f)["n"] == 32  # every validation image once
+
+    out2, logs2 = str(tmp_path / "ddp2"), str(tmp_path / "logs2")
+    proc = _launch(folders, out2, logs2, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and "batches of" not in (_worker_logs(logs2) if os.path.isdir(logs2) else ""):
+        time.sleep(0.05)  # set-up done: training starts
+    time.sleep(0.5)
+    os.killpg(os.getpgid(proc.pid), signal.SIGINT)  # as a terminal's Ctrl-C: every process of the group
+    proc.communicate(timeout=300)
+    worker_logs = _worker_logs(logs2)
+    assert "stopped: saved" in worker_logs and "Traceback" not in worker_logs, worker_logs[-3000:]
+    state = paddle.load(os.path.join(out2, LAST))
+    assert state["epoch"] * 6 + state["step_in_epoch"] < 12
+    res = _launch(folders, out2, str(tmp_path / "logs3"), "--resume", "auto")
+    assert res.returncode == 0, _worker_logs(str(tmp_path / "logs3"))[-3000:]
+    a = _weights(os.path.join(out, "final_model.pdparams"))
+    b = _weights(os.path.join(out2, "final_model.pdparams"))
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
