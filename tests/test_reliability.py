@@ -218,3 +218,31 @@ def test_first_model_built_on_a_cpu_gets_the_fast_settings():
     env = dict(ENV, PADDLE_BIFORMER_AUTO_CPU="0")
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert res.stdout.strip() == "False", res.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(folders, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("trained") / "run")
+    res = run(train_cmd(folders, out, "--epochs", "1"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    return out
+
+
+def test_images_with_lime_still_print_the_top_classes(folders, trained, tmp_path):
+    image = os.path.join(folders, "val", "blue_diag", "0001.png")
+    res = run([sys.executable, "eval.py", "--weights", os.path.join(trained, "best_model.pdparams"),
+               "--images", image, "--lime", "--lime-samples", "20", "--out", str(tmp_path)])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.count("%  ") == 4  # the 4 classes' probabilities
+    assert os.path.isfile(os.path.join(tmp_path, "lime_0001.png"))
+
+
+def test_prediction_grid_is_drawn_across_the_classes(folders, trained):
+    from paddle_biformer.inference import load_trained
+    from paddle_biformer.reports import load_eval_split, sample_images
+
+    model, info = load_trained(os.path.join(trained, "best_model.pdparams"))
+    data = load_eval_split(info, folders)
+    assert list(data.labels) == sorted(data.labels)  # the folder order: one class after the other
+    picked = [label for _, _, label in sample_images(info, data, count=8)]
+    assert sorted(set(picked)) == [0, 1, 2, 3] and picked == [label for _, _, label in sample_images(info, data, count=8)]
