@@ -849,6 +849,7 @@ class TrainTransform:
     std: tuple
     random_erasing: Optional[RandomErasing]
     options: dict = field(default_factory=dict)
+    normalizes = True  # returns normalised float CHW (RandomErasing works on normalised values)
 
     def pil_stage(self, img: Image.Image, rng: np.random.Generator) -> Image.Image:
         """The PIL part of the pipeline (up to and including Cutout)."""

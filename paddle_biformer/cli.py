@@ -73,7 +73,7 @@ def train_parser() -> argparse.ArgumentParser:
         rng = describe_range(meta)
         text = meta["help"] + (f" ({rng})" if rng else "") + f" [{_default_text(f.name, default)}]"
         if isinstance(default, bool):
-            g.add_argument(flag, action="store_true", default=None, help=text)
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         elif meta.get("choices"):
             g.add_argument(flag, choices=meta["choices"], help=text)
         elif f.name == "model_kwargs":

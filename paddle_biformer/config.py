@@ -86,7 +86,27 @@ class TrainConfig:
     val_split: float | None = opt(None, "hold out this fraction when --data-path has only class folders",
                                   low=0.0, high=1.0, low_open=True, high_open=True)
     subset: int | None = opt(None, "train on N images (and validate on N/5), for quick runs", low=1)
-    workers: int = opt(2, "DataLoader worker processes for per-image decoding (images over 64 px)", low=0)
+    workers: int = opt(2, "DataLoader worker processes for per-image decoding and augmentation", low=0)
+    augment: str = opt("auto", "training transforms: 'auto' = the seed notebook's (RandomResizedCrop 0.6-1, "
+                       "ColorJitter 0.2, flip, rotation 20) above 64 px, random crop with 4-pixel padding + flip "
+                       "up to 64 px; 'timm' = the official ImageNet pipeline (RandomResizedCrop, flip, "
+                       "--auto-augment, --color-jitter, --reprob)", choices=["auto", "timm"])
+    auto_augment: str | None = opt(None, "RandAugment policy of --augment timm, e.g. rand-m9-mstd0.5-inc1")
+    color_jitter: float = opt(0.0, "colour jitter of --augment timm (as timm 0.8, skipped when --auto-augment "
+                              "is set)", low=0.0)
+    reprob: float = opt(0.0, "RandomErasing probability (--augment timm)", low=0.0, high=1.0)
+    remode: str = opt("pixel", "RandomErasing fill", choices=["const", "rand", "pixel"])
+    cutout: float = opt(0.0, "probability of seed 004's Cutout (a random box filled with one colour)",
+                        low=0.0, high=1.0)
+    interpolation: str = opt("bilinear", "resampling of the training crops and the evaluation resize",
+                             choices=["bilinear", "bicubic", "random"])
+    crop_pct: float | None = opt(None, "evaluation: resize the short side to img_size / crop_pct, then "
+                                 "centre-crop (timm; 0.875: 256 -> 224); none: resize to img_size x img_size",
+                                 low=0.0, high=1.0, low_open=True)
+    mean_std: str = opt("imagenet", "normalisation: ImageNet's mean/std, or 'auto' = computed from the "
+                        "training images (stored in model_info.json)", choices=["imagenet", "auto"])
+    repeated_aug: int = opt(1, "repeated augmentation in data-parallel runs: each image this many times per "
+                            "epoch, the copies on different processes (DeiT's RASampler)", low=1)
     # optimisation
     epochs: int = opt(50, "epochs to train", low=1)
     batch_size: int = opt(32, "images per step and process", low=1)
@@ -103,6 +123,17 @@ class TrainConfig:
     amp: str | None = opt(None, "mixed precision on GPU", choices=["float16", "bfloat16"])
     ema: bool = opt(False, "evaluate and save an exponential moving average of the weights")
     ema_decay: float = opt(0.9998, "EMA decay per step", low=0.0, high=1.0, low_open=True, high_open=True)
+    mix_switch_prob: float = opt(0.5, "with both Mixup and CutMix: probability that a batch uses CutMix",
+                                 low=0.0, high=1.0)
+    schedule: str = opt("step", "cosine learning rate updated every step, or once per epoch as the timm "
+                        "scheduler of the official code", choices=["step", "epoch"])
+    warmup_lr: float = opt(0.0, "learning rate at the start of the warmup", low=0.0)
+    lr_base_batch: int | None = opt(None, "--lr is meant for this global batch and scaled linearly to yours "
+                                    "(the official recipe: 512)", low=1)
+    no_wd_norm_bias: bool = opt(False, "no weight decay on biases, norm weights and other 1-D parameters (timm)")
+    ema_warmup: bool = opt(True, "ramp the EMA decay up over the first steps (off: timm's ModelEma)")
+    freeze_epochs: float = opt(0.0, "train only the classifier for the first N epochs (the backbone frozen, "
+                               "its BatchNorm statistics too): a warm start for fine-tuning", low=0.0)
     seed: int = opt(42, "random seed (data order, augmentation, initialisation)", low=0)
     # output
     output: str = opt(os.path.join("work", "model"), "run folder")
@@ -127,6 +158,11 @@ class TrainConfig:
             raise ConfigError(f"--warmup-epochs ({self.warmup_epochs}) must not exceed --epochs ({self.epochs})")
         if self.extend and not self.resume:
             raise ConfigError("--extend continues a run: give --resume auto (or a last.pdckpt) too")
+        if self.freeze_epochs > self.epochs:
+            raise ConfigError(f"--freeze-epochs ({self.freeze_epochs}) must not exceed --epochs ({self.epochs})")
+        if self.auto_augment and not self.auto_augment.startswith("rand-"):
+            raise ConfigError(f"--auto-augment must be a RandAugment policy like rand-m9-mstd0.5-inc1, "
+                              f"got {self.auto_augment!r}")
         return self
 
     @classmethod
@@ -145,6 +181,19 @@ class TrainConfig:
 RECIPES = {
     "seed": {"about": "the seed AI Studio notebook's recipe (BiFormer-T, 224 px, Adam 1e-4, 50 epochs)",
              "values": {}},
+    "imagenet": {
+        "about": "the official ImageNet recipe of BiFormer (configs/train_args.yaml + main.py, DeiT's through "
+                 "timm 0.8): AdamW 5e-4 per 512 images, weight decay 0.05 (none on biases/norms), 5 warmup "
+                 "epochs from 1e-6, per-epoch cosine to 1e-5, 300 epochs, label smoothing 0.1, Mixup 0.8 / "
+                 "CutMix 1.0 (switch 0.5), RandAugment rand-m9-mstd0.5-inc1, RandomErasing 0.25, bicubic "
+                 "RandomResizedCrop, repeated augmentation x3 (data parallel), EMA 0.99996, drop path 0.1",
+        "values": dict(epochs=300, batch_size=64, optimizer="adamw", lr=5e-4, lr_base_batch=512,
+                       weight_decay=0.05, no_wd_norm_bias=True, warmup_epochs=5, warmup_lr=1e-6,
+                       min_lr=1e-5, schedule="epoch", label_smoothing=0.1, mixup=0.8, cutmix=1.0,
+                       mix_prob=1.0, mix_switch_prob=0.5, augment="timm",
+                       auto_augment="rand-m9-mstd0.5-inc1", color_jitter=0.4, reprob=0.25,
+                       remode="pixel", interpolation="bicubic", crop_pct=0.875, repeated_aug=3,
+                       ema=True, ema_decay=0.99996, ema_warmup=False, drop_path=0.1)},
     "cifar-fast": {
         "about": "CIFAR-10 at 32x32 in little time: AdamW with a high peak rate after a short warmup, "
                  "cosine to 1e-5, random crop + flip, label smoothing, no Mixup (measured here, README)",

@@ -14,7 +14,6 @@ Two pipelines:
 """
 from __future__ import annotations
 
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -287,30 +286,17 @@ def augment_batch(images: np.ndarray, rng: np.random.Generator, pad: int = 4,
     return out
 
 
-_RESAMPLE = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
-
-
 def resize_for_eval(im: Image.Image, img_size: int, crop_pct: float | None = None,
                     interpolation: str = "bilinear") -> np.ndarray:
     """Evaluation transform -> (img_size, img_size, 3) uint8. ``crop_pct`` None: resize to
     img_size x img_size (the seed notebook's); else resize the short side to
     floor(img_size / crop_pct) and centre-crop (timm's, with which official accuracies are
-    measured: 256 then 224 for crop_pct 0.875)."""
-    resample = _RESAMPLE[interpolation]
+    measured: 256 then 224 for crop_pct 0.875), as :mod:`paddle_biformer.augment` does it."""
+    from .augment import eval_transform, resize_only
+
     if crop_pct is None:
-        if im.size != (img_size, img_size):
-            im = im.resize((img_size, img_size), resample)
-        return np.asarray(im, dtype=np.uint8)
-    scale = math.floor(img_size / crop_pct)
-    w, h = im.size
-    if w <= h:
-        size = (scale, int(scale * h / w))
-    else:
-        size = (int(scale * w / h), scale)
-    if size != im.size:
-        im = im.resize(size, resample)
-    left, top = int(round((size[0] - img_size) / 2.0)), int(round((size[1] - img_size) / 2.0))
-    return np.asarray(im.crop((left, top, left + img_size, top + img_size)), dtype=np.uint8)
+        return resize_only(im, img_size, interpolation)
+    return eval_transform(im, img_size, crop_pct, interpolation)
 
 
 class SeedRecipe:

@@ -29,10 +29,11 @@ from .config import RECIPES, ConfigError, TrainConfig
 from .data import DataError, load_cifar10, load_image_folders, materialize, rng_for, verify_images
 from .factory import create_model, load_pretrained
 from .info import ModelInfo
-from .loader import BatchLoader, recipe_for, to_model_input
+from .loader import BatchLoader, recipe_for
 from .mixup import MixupCutmix, smooth_one_hot, soft_cross_entropy
-from .optim import ModelEMA, WarmupCosine, build_optimizer
+from .optim import EpochCosine, ModelEMA, WarmupCosine, build_optimizer
 from .progress import RunClock, format_duration, interactive, progress
+from .registry import get_family
 from .run_folder import LAST, MODEL_INFO, RunFolder
 from .runtime import configure_cpu
 from .signals import StopRequests
@@ -123,6 +124,8 @@ def build_model_for(config: TrainConfig, num_classes: int):
 def model_info_for(config: TrainConfig, classes: list, model) -> ModelInfo:
     """What eval.py, reports and export need to rebuild the model and read its outputs."""
     return ModelInfo(arch=model.arch, family=model.family, img_size=config.img_size, classes=list(classes),
+                     crop_pct=config.crop_pct,
+                     interpolation="bilinear" if config.interpolation == "random" else config.interpolation,
                      model_kwargs=dict(config.model_kwargs), ema=config.ema,
                      extras=model.info_extras(), recipe=config.recipe)
 
@@ -143,7 +146,7 @@ def evaluate(model, loader: BatchLoader, smoothing: float = 0.0, desc: str = "ev
     start = time.perf_counter()
     bar = progress(loader.batches(0), total=len(loader), desc=desc, enabled=show_progress)
     for images, labels in bar:
-        logits = model(to_model_input(images, **norm))
+        logits = model(loader.model_input(images, **norm))
         targets = smooth_one_hot(labels, num_classes, smoothing)
         loss_sum += float(soft_cross_entropy(logits, targets)) * labels.shape[0]
         k1, k5 = topk_correct(logits, labels)
@@ -165,7 +168,7 @@ class Trainer:
     """The state of one run (model, optimizer, schedule, EMA, position, history) and its steps.
     Builds everything from the config; writes nothing (see :func:`fit`)."""
 
-    def __init__(self, config: TrainConfig, data: tuple | None = None):
+    def __init__(self, config: TrainConfig, data: tuple | None = None, mean_std: tuple | None = None):
         self.config = config
         self.rank, self.world = _dist()  # known from the launcher's environment before init
         self.main = self.rank == 0
@@ -177,21 +180,38 @@ class Trainer:
         self.classes = self.train_data.classes
         self.model = build_model_for(config, len(self.classes))
         self.info = model_info_for(config, self.classes, self.model)
+        if mean_std is not None:  # from the checkpoint being resumed
+            self.info.mean, self.info.std = tuple(mean_std[0]), tuple(mean_std[1])
+        elif config.mean_std == "auto":
+            self.info.mean, self.info.std = training_mean_std(self.train_data, self.main)
         if config.pretrained:
             load_pretrained(self.model, config.pretrained)
+        transform = train_transform_for(config, self.info.mean, self.info.std)
         self.train_loader = BatchLoader(self.train_data, config.batch_size, config.img_size, True,
-                                        config.seed, config.workers, self.rank, self.world)
+                                        config.seed, config.workers, self.rank, self.world,
+                                        transform=transform, cutout=0.0 if transform else config.cutout,
+                                        repeats=config.repeated_aug)
         self.val_loader = BatchLoader(self.val_data, config.batch_size, config.img_size, False,
-                                      config.seed, config.workers, self.rank, self.world)
+                                      config.seed, config.workers, self.rank, self.world,
+                                      crop_pct=config.crop_pct, interpolation=config.interpolation)
         if len(self.train_loader) == 0:
             raise DataError(f"{len(self.train_data)} training images make no batch of "
                             f"{config.batch_size} per process; lower --batch-size")
         steps_per_epoch = len(self.train_loader)
-        self.scheduler = WarmupCosine(config.lr, steps_per_epoch * config.epochs,
-                                      int(config.warmup_epochs * steps_per_epoch), config.min_lr)
+        self.lr = scaled_lr(config, self.world)
+        if config.schedule == "epoch":
+            self.scheduler = EpochCosine(self.lr, steps_per_epoch, config.epochs, config.warmup_epochs,
+                                         config.min_lr, config.warmup_lr)
+        else:
+            self.scheduler = WarmupCosine(self.lr, steps_per_epoch * config.epochs,
+                                          int(config.warmup_epochs * steps_per_epoch), config.min_lr,
+                                          config.warmup_lr)
         self.optimizer = build_optimizer(config.optimizer, self.model, self.scheduler,
-                                         config.weight_decay, config.clip_grad)
-        self.ema = ModelEMA(self.model, config.ema_decay) if config.ema else None
+                                         config.weight_decay, config.clip_grad, config.no_wd_norm_bias)
+        self.ema = ModelEMA(self.model, config.ema_decay, config.ema_warmup) if config.ema else None
+        self.freeze_steps = int(round(config.freeze_epochs * steps_per_epoch))
+        self.lr_used = float(self.scheduler.get_lr())  # the learning rate of the last step taken
+        self.frozen = None  # whether the backbone is frozen now (set at each step)
         self.amp = config.amp if config.amp and paddle.is_compiled_with_cuda() and \
             not paddle.device.get_device().startswith("cpu") else None
         if config.amp and not self.amp and self.main:
@@ -267,8 +287,9 @@ class Trainer:
         for step, (images, labels) in enumerate(bar, start=start):
             t0 = time.perf_counter()
             clock.start_step()
+            self.set_frozen(epoch * total + step < self.freeze_steps)
             paddle.seed(int(rng_for(cfg.seed, epoch, step, self.rank).integers(1 << 31)))  # DropPath
-            x = to_model_input(images, self.info.mean, self.info.std)
+            x = self.train_loader.model_input(images, self.info.mean, self.info.std)
             x, targets = self.mixer(x, labels, rng_for(cfg.seed, epoch, self.rank, step, 4))
             with paddle.amp.auto_cast(enable=self.amp is not None, dtype=self.amp or "float16"):
                 logits = self.net(x)
@@ -279,6 +300,7 @@ class Trainer:
                     f"the loss became {value} at epoch {epoch + 1}, batch {step + 1}; training "
                     f"stopped. The last good checkpoint is {os.path.join(cfg.output, LAST)} (epoch "
                     f"{self.epoch}). Lower --lr, add --clip-grad 1.0 or --warmup-epochs, then --resume it.")
+            self.lr_used = float(self.scheduler.get_lr())
             if self.scaler:
                 self.scaler.scale(loss).backward()
                 self.scaler.step(self.optimizer)
@@ -305,12 +327,12 @@ class Trainer:
                 loss_avg, acc = sums[0] / max(sums[2], 1), 100 * sums[1] / max(sums[2], 1)
                 if interactive():
                     bar.set_postfix_str(f"loss {loss_avg:.3f} acc {acc:.1f}% lr "
-                                        f"{self.scheduler.get_lr():.2e} | {clock.eta_text()}", refresh=False)
+                                        f"{self.lr_used:.2e} | {clock.eta_text()}", refresh=False)
                 elif time.perf_counter() - last_log >= cfg.log_every or step + 1 == total:
                     last_log = time.perf_counter()
                     log_line(f"epoch {epoch + 1}/{cfg.epochs} step {step + 1}/{total} "
                              f"(run {100 * clock.fraction_done():.1f}%): loss {loss_avg:.4f} acc {acc:.2f}% "
-                             f"lr {self.scheduler.get_lr():.2e}, {n / max(time.perf_counter() - t0, 1e-9):.1f} img/s; "
+                             f"lr {self.lr_used:.2e}, {n / max(time.perf_counter() - t0, 1e-9):.1f} img/s; "
                              f"{clock.eta_text()}")
             if stop.requested():
                 return None
@@ -318,6 +340,22 @@ class Trainer:
         seen = max(sums[2], 1)
         return {"train_loss": sums[0] / seen, "train_acc": 100.0 * sums[1] / seen,
                 "train_img_s": seen / max(sums[3], 1e-9)}
+
+    def set_frozen(self, frozen: bool) -> None:
+        """Freeze (or thaw) everything but the classifier: no gradients, BatchNorm statistics kept
+        (its layers in eval mode), as a warm start for fine-tuning a new classifier."""
+        if frozen == self.frozen and not frozen:
+            return
+        prefixes = get_family(self.model.family).classifier_prefixes
+        if frozen != self.frozen:
+            for name, p in self.model.named_parameters():
+                if not name.endswith(("_mean", "_variance")):
+                    p.stop_gradient = frozen and not name.startswith(prefixes)
+        if frozen:  # net.train() at each epoch start switched them back
+            for name, layer in self.model.named_sublayers():
+                if not name.startswith(tuple(p.rstrip(".") for p in prefixes)):
+                    layer.eval()
+        self.frozen = frozen
 
     def _share_rank0_buffers(self):
         """BatchNorm statistics differ between data-parallel processes (each normalises its own
@@ -341,6 +379,37 @@ class Trainer:
         finally:
             if self.ema:
                 self.model.set_state_dict(live)
+
+
+def scaled_lr(config: TrainConfig, world: int) -> float:
+    """--lr, scaled linearly to the global batch when --lr-base-batch is set (the official
+    ``lr * batch_size * world_size / 512``)."""
+    if not config.lr_base_batch:
+        return config.lr
+    return config.lr * config.batch_size * world / config.lr_base_batch
+
+
+def train_transform_for(config: TrainConfig, mean, std):
+    """The per-image training transform of ``config.augment`` (None: the default pipelines of
+    :class:`~paddle_biformer.loader.BatchLoader`)."""
+    if config.augment != "timm":
+        return None
+    from .augment import build_train_transform
+
+    return build_train_transform(
+        {"interpolation": config.interpolation, "auto_augment": config.auto_augment,
+         "color_jitter": config.color_jitter or None, "re_prob": config.reprob, "re_mode": config.remode,
+         "re_count": 1, "cutout": {"p": config.cutout} if config.cutout else None},
+        config.img_size, mean, std)
+
+
+def training_mean_std(data, show_progress: bool = True) -> tuple:
+    """Per-channel mean and std (of RGB in [0, 1]) over every training image, for --mean-std auto."""
+    from .augment import compute_mean_std
+
+    source = data.images if data.images is not None else data.paths
+    mean, std = compute_mean_std(source, desc="mean/std of the training images", progress_bar=show_progress)
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
 def estimate_line(config: TrainConfig, clock: RunClock, steps_per_epoch: int, epochs_done: int) -> str:
@@ -390,29 +459,33 @@ def fit(config: TrainConfig, data: tuple | None = None) -> dict:
         if not isinstance(state, dict) or "config" not in state:
             raise TrainingError(f"--resume {resume_path!r} is not a training checkpoint (last.pdckpt); "
                                 "to start from weights use --pretrained")
-    trainer = Trainer(config, data)
+    saved_info = (state or {}).get("info") or {}
+    mean_std = (saved_info["mean"], saved_info["std"]) if "mean" in saved_info else None
+    trainer = Trainer(config, data, mean_std)
     main = trainer.main
 
     def log_line(text):
         if main:
             print(text, flush=True)
 
-    if state is not None:
-        trainer.restore(state, resume_path)
-        log_line(f"resumed {resume_path}: {trainer.epoch} epochs done"
-                 + (f" + {trainer.step_in_epoch} batches" if trainer.step_in_epoch else ""))
-    if main:
-        trainer.info.save(folder.path(MODEL_INFO))
-        folder.write_metrics(trainer.history)
-    log_line(f"{trainer.model.arch} at {config.img_size}x{config.img_size}, {len(trainer.classes)} classes, "
-             f"{len(trainer.train_data)} train / {len(trainer.val_data)} val images, "
-             f"{len(trainer.train_loader)} batches of {config.batch_size} per epoch, {config.epochs} epochs"
-             + (f" x {trainer.world} processes" if trainer.world > 1 else ""))
-    vdl = _visualdl(folder) if main else None
-    clock = RunClock(config.epochs, len(trainer.train_loader), len(trainer.val_loader),
-                     trainer.epoch, trainer.step_in_epoch)
-    record = trainer.history[-1] if trainer.history else {}
-    with StopRequests(trainer.world, announce=main) as stop:
+    with StopRequests(trainer.world, announce=main) as stop:  # from here on, a Ctrl-C waits for a step boundary
+        if state is not None:
+            trainer.restore(state, resume_path)
+            log_line(f"resumed {resume_path}: {trainer.epoch} epochs done"
+                     + (f" + {trainer.step_in_epoch} batches" if trainer.step_in_epoch else ""))
+        if main:
+            trainer.info.save(folder.path(MODEL_INFO))
+            folder.write_metrics(trainer.history)
+        log_line(f"{trainer.model.arch} at {config.img_size}x{config.img_size}, {len(trainer.classes)} classes, "
+                 f"{len(trainer.train_data)} train / {len(trainer.val_data)} val images, "
+                 f"{len(trainer.train_loader)} batches of {config.batch_size} per epoch, {config.epochs} epochs"
+                 + (f" x {trainer.world} processes" if trainer.world > 1 else ""))
+        vdl = _visualdl(folder) if main else None
+        clock = RunClock(config.epochs, len(trainer.train_loader), len(trainer.val_loader),
+                         trainer.epoch, trainer.step_in_epoch)
+        record = trainer.history[-1] if trainer.history else {}
+        if stop.requested():  # a signal during the set-up above: save where we are
+            _save_stopped(trainer, folder, stop, log_line)
         while trainer.epoch < config.epochs:
             t0 = time.perf_counter()
             train_metrics = trainer.train_epoch(stop, clock, log_line)
@@ -428,7 +501,7 @@ def fit(config: TrainConfig, data: tuple | None = None) -> dict:
             trainer.epoch_sums = [0.0, 0.0, 0.0, 0.0]
             improved = val["top1"] > trainer.best
             trainer.best = max(trainer.best, val["top1"])
-            record = {"epoch": trainer.epoch, "lr": float(trainer.scheduler.get_lr()), **train_metrics,
+            record = {"epoch": trainer.epoch, "lr": trainer.lr_used, **train_metrics,
                       "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"],
                       "val_img_s": val["img_s"], "best_top1": trainer.best,
                       "epoch_seconds": epoch_seconds, "wall_seconds": time.perf_counter() - t0}

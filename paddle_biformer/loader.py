@@ -1,10 +1,21 @@
 """Batches for training and evaluation, reproducible and shardable.
 
-``BatchLoader(data, ...).batches(epoch, start=0)`` yields ``(images, labels)``: images uint8
-(N, H, W, 3) and labels int64 (N,) as Paddle tensors; :func:`to_model_input` turns images into
-the normalised float NCHW input (on the GPU when there is one). The epoch's sample order and
-every augmentation are functions of (seed, epoch, rank, index), so ``start=k`` continues an
-interrupted epoch exactly, and several processes (data parallel) each get their own shard.
+``BatchLoader(data, ...).batches(epoch, start=0)`` yields ``(images, labels)`` as Paddle
+tensors: labels int64 (N,); images either uint8 (N, H, W, 3), turned into the model's input by
+:meth:`BatchLoader.model_input` / :func:`to_model_input`, or, with a transform that normalises
+itself (the timm pipeline, whose RandomErasing works on normalised values), float32
+(N, 3, H, W). The epoch's sample order and every augmentation are functions of
+(seed, epoch, rank, index), so ``start=k`` continues an interrupted epoch exactly, and several
+processes (data parallel) each get their own shard.
+
+Training transforms (``transform``):
+
+* None: small images held in memory at the model's size get the CIFAR recipe a whole batch at
+  a time (random crop with 4-pixel padding + flip, numpy, ~1 ms per batch of 128); others the
+  seed notebook's per-image transforms (:class:`~paddle_biformer.data.SeedRecipe`) in
+  DataLoader workers;
+* any ``(PIL image, rng) -> array`` callable, e.g. :func:`paddle_biformer.augment.build_train_transform`,
+  run per image in DataLoader workers.
 """
 from __future__ import annotations
 
@@ -16,7 +27,7 @@ import paddle
 from .data import (IMAGENET_MEAN, IMAGENET_STD, SMALL_IMAGE_LIMIT, ImageData, SeedRecipe,
                    augment_batch, load_image, resize_for_eval, rng_for)
 
-__all__ = ["BatchLoader", "to_model_input", "recipe_for"]
+__all__ = ["BatchLoader", "to_model_input", "recipe_for", "repeated_order"]
 
 
 def recipe_for(img_size: int) -> str:
@@ -33,36 +44,56 @@ def to_model_input(images: paddle.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) 
     return (x - m) / s
 
 
-class _SampleDataset(paddle.io.Dataset):
-    """Per-sample decoding and augmentation for DataLoader workers; __getitem__ takes
-    (epoch, index) pairs so workers need no shared state."""
+def repeated_order(order: np.ndarray, repeats: int, rank: int, world: int) -> tuple:
+    """DeiT's ``RASampler`` on a given permutation: each index ``repeats`` times in a row, padded
+    to a multiple of ``world``, every ``world``-th from ``rank``, the first
+    floor(n // 256 * 256 / world) of them (n // world for n < 256). Returns (indices, copy
+    numbers) so that the copies of an image get different augmentations."""
+    n = len(order)
+    rep = np.repeat(order, repeats)
+    copies = np.tile(np.arange(repeats), n)
+    total = int(math.ceil(n * repeats / world)) * world
+    rep = np.concatenate([rep, rep[: total - len(rep)]])
+    copies = np.concatenate([copies, copies[: total - len(copies)]])
+    keep = int(math.floor(n // 256 * 256 / world)) if n >= 256 else n // world
+    return rep[rank::world][:keep], copies[rank::world][:keep]
 
-    def __init__(self, data: ImageData, img_size: int, train: bool, seed: int, eval_resize: dict):
+
+class _SampleDataset(paddle.io.Dataset):
+    """Per-sample decoding and augmentation for DataLoader workers; ``__getitem__`` takes
+    (epoch, index, copy) keys so that workers need no shared state."""
+
+    def __init__(self, data: ImageData, img_size: int, train: bool, seed: int, eval_resize: dict,
+                 transform=None):
         super().__init__()
         self.data, self.img_size, self.train, self.seed = data, img_size, train, seed
-        self.transform = SeedRecipe(img_size) if train else None
+        self.transform = (transform or SeedRecipe(img_size)) if train else None
         self.eval_resize = eval_resize
 
     def __len__(self):
         return len(self.data)
 
+    def _image(self, i):
+        if self.data.images is not None:
+            from PIL import Image
+            return Image.fromarray(self.data.images[i])
+        return load_image(self.data.paths[i])
+
     def __getitem__(self, key):
-        """(image uint8 (S, S, 3), label); a file that cannot be read gives label -1 - i, which
-        the main process turns into an error naming the file (an exception raised in a
-        DataLoader worker reaches the main process as an unreadable traceback)."""
-        epoch, i = key
+        """(image, label); a file that cannot be read gives label -1 - i, which the main process
+        turns into an error naming the file (an exception raised in a DataLoader worker reaches
+        the main process as an unreadable traceback)."""
+        epoch, i, copy = key
         try:
-            if self.data.images is not None:
-                from PIL import Image
-                im = Image.fromarray(self.data.images[i])
-            else:
-                im = load_image(self.data.paths[i])
             if self.transform is not None:
-                out = self.transform(im, rng_for(self.seed, epoch, i, 3))
+                out = self.transform(self._image(i), rng_for(self.seed, epoch, i, 3, copy))
             else:
-                out = resize_for_eval(im, self.img_size, **self.eval_resize)
+                out = resize_for_eval(self._image(i), self.img_size, **self.eval_resize)
         except Exception:
-            return np.zeros((self.img_size, self.img_size, 3), np.uint8), np.int64(-1 - i)
+            shape = (3, self.img_size, self.img_size) if getattr(self.transform, "normalizes", False) \
+                else (self.img_size, self.img_size, 3)
+            dtype = np.float32 if getattr(self.transform, "normalizes", False) else np.uint8
+            return np.zeros(shape, dtype), np.int64(-1 - i)
         return out, np.int64(self.data.labels[i])
 
 
@@ -81,45 +112,70 @@ class _BatchSampler:
 
 class BatchLoader:
     """Batches of one split. ``train``: shuffled per epoch, augmented, incomplete last batch
-    dropped; otherwise in order, unaugmented, every sample once (per rank shard)."""
+    dropped; otherwise in order, unaugmented, every sample once (per rank shard).
+
+    ``crop_pct``/``interpolation``: the evaluation resize (see :func:`resize_for_eval`);
+    ``transform``: the training transform (module docstring); ``cutout``: probability of seed
+    004's Cutout on the in-memory CIFAR path; ``repeats``: DeiT's repeated augmentation in
+    data-parallel runs (one process: no repetition, as the official code).
+    """
 
     def __init__(self, data: ImageData, batch_size: int, img_size: int, train: bool,
                  seed: int = 0, workers: int = 0, rank: int = 0, world_size: int = 1,
-                 crop_pct: float | None = None, interpolation: str = "bilinear"):
+                 crop_pct: float | None = None, interpolation: str = "bilinear", transform=None,
+                 cutout: float = 0.0, repeats: int = 1):
         self.data, self.batch_size, self.img_size, self.train = data, batch_size, img_size, train
         self.seed, self.workers, self.rank, self.world = seed, workers, rank, world_size
         self.recipe = recipe_for(img_size)
-        self.in_memory = data.images is not None and data.images.shape[1:3] == (img_size, img_size)
-        eval_resize = {"crop_pct": crop_pct, "interpolation": interpolation}
-        self._dataset = None if self.in_memory else _SampleDataset(data, img_size, train, seed, eval_resize)
+        self.cutout = cutout
+        self.repeats = repeats if train and world_size > 1 else 1
+        self.normalizes = bool(train and getattr(transform, "normalizes", False))
+        self.in_memory = (data.images is not None and data.images.shape[1:3] == (img_size, img_size)
+                          and (not train or transform is None))
+        if cutout and train and not self.in_memory:
+            from .augment import Cutout
 
-    def _indices(self, epoch: int) -> np.ndarray:
-        """This rank's sample indices for the epoch."""
+            transform = _WithCutout(transform or SeedRecipe(img_size), Cutout(p=cutout))
+        eval_resize = {"crop_pct": crop_pct, "interpolation": "bilinear" if interpolation == "random" else interpolation}
+        self._dataset = None if self.in_memory else _SampleDataset(data, img_size, train, seed, eval_resize, transform)
+
+    def _indices(self, epoch: int) -> tuple:
+        """This rank's (sample indices, copy numbers) for the epoch."""
         n = len(self.data)
         order = rng_for(self.seed, epoch, 1).permutation(n) if self.train else np.arange(n)
+        if self.repeats > 1:
+            return repeated_order(order, self.repeats, self.rank, self.world)
         if self.world > 1:
             if self.train:  # equal shards: the processes synchronise at every step
                 order = order[: n // self.world * self.world]
             order = order[self.rank::self.world]  # evaluation: every image exactly once
-        return order
+        return order, np.zeros(len(order), dtype=np.int64)
 
     def __len__(self):
-        n = len(self._indices(0))
+        n = len(self._indices(0)[0])
         return n // self.batch_size if self.train else math.ceil(n / self.batch_size)
 
+    def model_input(self, images: paddle.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> paddle.Tensor:
+        """The model's float32 NCHW input for a batch of :meth:`batches`."""
+        return images if self.normalizes else to_model_input(images, mean, std)
+
     def batches(self, epoch: int, start: int = 0):
-        """Yield (images uint8 (N, H, W, 3), labels (N,)) for batches start.. of the epoch."""
-        order = self._indices(epoch)
-        index_batches = [order[b * self.batch_size:(b + 1) * self.batch_size] for b in range(len(self))]
+        """Yield (images, labels (N,)) for batches start.. of the epoch (see the module docstring)."""
+        order, copies = self._indices(epoch)
+        bs = self.batch_size
+        spans = [(b * bs, (b + 1) * bs) for b in range(len(self))]
         if self.in_memory:
-            for b in range(start, len(index_batches)):
-                idx = np.sort(index_batches[b]) if not self.train else index_batches[b]
+            for b in range(start, len(spans)):
+                idx = order[spans[b][0]:spans[b][1]]
+                idx = idx if self.train else np.sort(idx)
                 images = self.data.images[idx]
                 if self.train:
                     images = augment_batch(images, rng_for(self.seed, epoch, self.rank, b, 2))
+                    if self.cutout:
+                        images = _cutout_batch(images, self.cutout, rng_for(self.seed, epoch, self.rank, b, 5))
                 yield paddle.to_tensor(images), paddle.to_tensor(self.data.labels[idx])
             return
-        keys = [[(epoch, int(i)) for i in batch] for batch in index_batches[start:]]
+        keys = [[(epoch, int(i), int(c)) for i, c in zip(order[lo:hi], copies[lo:hi])] for lo, hi in spans[start:]]
         loader = paddle.io.DataLoader(self._dataset, batch_sampler=_BatchSampler(keys),
                                       num_workers=self.workers, use_shared_memory=False)
         for images, labels in loader:
@@ -139,3 +195,30 @@ class BatchLoader:
             why = str(e)
         raise DataError(f"{why}. Stopped at {path}; a run keeps its last saved checkpoint "
                         "(remove or replace the file, then --resume)")
+
+
+class _WithCutout:
+    """A per-image transform followed by seed 004's Cutout on its uint8 output."""
+
+    def __init__(self, transform, cutout):
+        self.transform, self.cutout = transform, cutout
+        self.normalizes = getattr(transform, "normalizes", False)
+        if self.normalizes:
+            raise ValueError("--cutout works on images before normalisation: with --augment timm use "
+                             "--reprob (RandomErasing) instead")
+
+    def __call__(self, image, rng):
+        from PIL import Image
+
+        out = self.transform(image, rng)
+        return np.asarray(self.cutout(Image.fromarray(out), rng), dtype=np.uint8)
+
+
+def _cutout_batch(images: np.ndarray, p: float, rng: np.random.Generator) -> np.ndarray:
+    """Seed 004's Cutout on each image of a uint8 (N, H, W, 3) batch."""
+    from PIL import Image
+
+    from .augment import Cutout
+
+    cutout = Cutout(p=p)
+    return np.stack([np.asarray(cutout(Image.fromarray(im), rng), dtype=np.uint8) for im in images])

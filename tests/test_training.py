@@ -73,10 +73,10 @@ def _stop_at(monkeypatch, when):
     monkeypatch.setattr(StopRequests, "requested", requested)
 
 
-# 6 training steps and 2 validation batches per epoch ask in turn: 3 = epoch 1 step 3,
-# 8 = epoch 1's last validation batch, 9 = epoch 2 step 1
-@pytest.mark.parametrize("when,saved", [(3, (0, 3)), (8, (0, 6)), (9, (1, 1))],
-                         ids=["mid-epoch-1", "epoch-1-validation", "mid-epoch-2"])
+# asked once before training, then by 6 training steps and 2 validation batches per epoch in
+# turn: 4 = epoch 1 step 3, 9 = epoch 1's last validation batch, 10 = epoch 2 step 1
+@pytest.mark.parametrize("when,saved", [(1, (0, 0)), (4, (0, 3)), (9, (0, 6)), (10, (1, 1))],
+                         ids=["before-training", "mid-epoch-1", "epoch-1-validation", "mid-epoch-2"])
 def test_stopped_run_saves_and_resumes_to_the_same_weights(folders, tmp_path, monkeypatch, when, saved):
     """A stop request (Ctrl-C) at a training step or during validation: the step finishes,
     last.pdckpt is saved, TrainingStopped is raised; --resume auto then ends with exactly the
