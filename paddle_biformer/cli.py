@@ -133,7 +133,9 @@ def eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", type=checked("subset", int, positive), help="evaluate on N images")
     p.add_argument("--batch-size", type=checked("batch_size", int, positive), default=64, help="(default 64)")
     p.add_argument("--workers", type=checked("workers", int, nonneg), default=2, help="(default 2)")
-    p.add_argument("--images", nargs="+", help="classify these image files instead (top-k)")
+    p.add_argument("--images", nargs="+", metavar="FILE_OR_DIR",
+                   help="classify these image files, or every image in these folders, instead (top-k)")
+    p.add_argument("--csv", help="with --images: write every image's top-k classes and probabilities to this CSV")
     p.add_argument("--topk", type=checked("topk", int, positive), default=5, help="(default 5)")
     p.add_argument("--grid", type=checked("grid", int, positive), default=18,
                    help="images in the prediction grid, drawn across the classes (default 18)")
@@ -162,13 +164,19 @@ def eval_main(argv=None) -> int:
     out_dir = args.out or os.path.dirname(os.path.abspath(args.weights))
     try:
         RunFolder(out_dir).check_writable()
-        if args.json:
-            RunFolder(os.path.dirname(os.path.abspath(args.json))).check_writable()
+        for path in (args.json, args.csv):
+            if path:
+                RunFolder(os.path.dirname(os.path.abspath(path))).check_writable()
+        if args.csv and not args.images:
+            raise ValueError("--csv writes the predictions of --images FILE_OR_DIR: give --images too")
+        if args.lime and args.images:
+            from .reports import expand_image_paths
+            args.images = expand_image_paths(args.images)
         model, info = load_trained(args.weights, args.arch, args.img_size)
         report = {}
         if args.images:  # top-k of the user's images, with or without pictures
             report.update(images_report(model, info, args.images, out_dir, args.topk,
-                                        draw=not (args.lime or args.routing)))
+                                        draw=not (args.lime or args.routing or args.csv), csv_path=args.csv))
         if args.lime or args.routing:
             data = None if args.images else load_eval_split(info, args.data_path, args.data_file)
             if args.routing:

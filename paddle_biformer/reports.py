@@ -87,20 +87,58 @@ def dataset_report(model, info: ModelInfo, data: ImageData, out_dir: str, batch_
             "confusion": confusion.tolist()}
 
 
+def expand_image_paths(paths: list) -> list:
+    """Image files named in ``paths``: files as given, folders walked recursively (sorted)."""
+    from .data import IMAGE_EXTENSIONS
+
+    out = []
+    for p in paths:
+        if os.path.isdir(p):
+            found = sorted(os.path.join(root, f) for root, _, files in os.walk(p)
+                           for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
+            if not found:
+                raise DataError(f"{p!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            out += found
+        elif os.path.isfile(p):
+            out.append(p)
+        else:
+            raise DataError(f"--images {p!r}: no such file or folder")
+    return out
+
+
 def images_report(model, info: ModelInfo, paths: list, out_dir: str | None, topk: int = 5,
-                  draw: bool = True) -> dict:
-    """Top-k classes of image files, printed and (``draw``) drawn as <name>_top.png."""
+                  draw: bool = True, csv_path: str | None = None, show: int = 20) -> dict:
+    """Top-k classes of image files (folders are walked), with progress: printed for the first
+    ``show`` images, drawn as <name>_top.png when ``draw`` (at most 50), and all of them written
+    to ``csv_path`` (columns path, class_1, prob_1, ..., class_k, prob_k) when given."""
+    from .checkpoint import atomic_write
     from .plots import plot_topk_bars
 
-    results = predict_images(model, info, paths, topk=topk)
-    for path, top in results:
+    paths = expand_image_paths(paths)
+    topk = min(topk, info.num_classes)
+    results = predict_images(model, info, paths, topk=topk, show_progress=len(paths) > 32)
+    for path, top in results[:show]:
         print(f"{path}:")
         for name, prob in top:
             print(f"  {prob * 100:6.2f}%  {name}")
-        if draw:
+    if len(results) > show:
+        print(f"... and {len(results) - show} more images" + (f" (all in {csv_path})" if csv_path else ""))
+    if draw:
+        for path, top in results[:50]:
             png = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + "_top.png")
             plot_topk_bars(preprocess_image(path, info), [n for n, _ in top], [p for _, p in top], png,
                            title=os.path.basename(path))
+    if csv_path:
+        import csv
+
+        def write(tmp):
+            with open(tmp, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["path"] + [c for k in range(1, topk + 1) for c in (f"class_{k}", f"prob_{k}")])
+                for path, top in results:
+                    w.writerow([path] + [v for name, prob in top for v in (name, f"{prob:.6f}")])
+        atomic_write(csv_path, write)
+        print(f"wrote {csv_path}: top-{topk} of {len(results)} images")
     return {"images": [{"path": p, "top": [{"class": n, "prob": q} for n, q in top]} for p, top in results]}
 
 
