@@ -31,7 +31,7 @@ prefer_fast_mkl_path()  # before any matrix product runs (see runtime.py)
 
 from .bra import BiLevelRoutingAttention, KVGather, QKVLinear, TopkRouting  # noqa: E402
 from .layers import Attention, AttentionLePE, DropPath, DWConv  # noqa: E402
-from .models import BiFormer, BiFormerStage, Block, ZooModel  # noqa: E402
+from .models import BiFormer, BiFormerStage, BiFormerSTL, Block, ZooModel  # noqa: E402
 from .runtime import configure_cpu  # noqa: E402
 from .checkpoint import read_weights, torch_layouts  # noqa: E402
 from .factory import create_model, load_pretrained  # noqa: E402
@@ -42,15 +42,15 @@ __version__ = "0.2.0"
 
 __all__ = ["create_model", "list_models", "model_config", "register_model", "load_pretrained",
            "read_weights", "torch_layouts", "count_flops", "count_params", "configure_cpu",
-           "ZooModel", "BiFormer", "BiFormerStage", "Block", "BiLevelRoutingAttention",
+           "ZooModel", "BiFormer", "BiFormerStage", "BiFormerSTL", "Block", "BiLevelRoutingAttention",
            "TopkRouting", "KVGather", "QKVLinear", "Attention", "AttentionLePE", "DropPath", "DWConv"]
 
 # paddle.jit.to_static (export) runs the model code as it is, building Paddle ops, instead of
 # rewriting it: no branch in it depends on tensor values, and Paddle 2.6's rewriting breaks on
 # module state, early returns and super()
 from . import _ext, bra, flops, layers, ops  # noqa: E402
-from .models import base as _base, biformer as _biformer  # noqa: E402
+from .models import FAMILY_MODULES as _FAMILY_MODULES  # noqa: E402
 
 import paddle as _paddle  # noqa: E402
 
-_paddle.jit.ignore_module([_ext, bra, _biformer, _base, flops, layers, ops])
+_paddle.jit.ignore_module([_ext, bra, flops, layers, ops, *_FAMILY_MODULES])

@@ -2,5 +2,11 @@
 (see :mod:`paddle_biformer.registry`)."""
 from .base import ZooModel
 from .biformer import BiFormer, BiFormerStage, Block
+from .biformer_stl import BiFormerSTL
 
-__all__ = ["ZooModel", "BiFormer", "BiFormerStage", "Block"]
+# every family module, for paddle.jit.ignore_module (export runs model code unconverted)
+from . import base, biformer, biformer_stl  # noqa: E402
+
+FAMILY_MODULES = [base, biformer, biformer_stl]
+
+__all__ = ["ZooModel", "BiFormer", "BiFormerStage", "Block", "BiFormerSTL", "FAMILY_MODULES"]

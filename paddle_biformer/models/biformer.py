@@ -8,6 +8,7 @@ NHWC tensors; parameter names and shapes are the official ones.
 from __future__ import annotations
 
 import math
+import re
 
 import paddle
 import paddle.nn as nn
@@ -330,8 +331,9 @@ def checkpoint_filter(state: dict, model=None) -> dict:
 
 
 def _owns_state(state) -> bool:
+    """BiFormer's names: stages.<stage>.<block>.attn... (BiFormer-STL's have .blocks.)."""
     return any(k.startswith("downsample_layers.") for k in state) and any(
-        k.startswith("stages.") and ".attn." in k for k in state)
+        re.match(r"stages\.\d+\.\d+\.attn\.", k) for k in state)
 
 
 register_family(Family(
