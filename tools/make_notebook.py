@@ -172,14 +172,17 @@ md("""
 In every Bi-Level Routing Attention stage the image is split into n_win x n_win regions; each
 region attends only to its top-k most related regions. Left: the regions the centre region is
 routed to (numbered by rank). Right: how often each region is chosen by all regions. Models
-without Bi-Level Routing Attention (CAS-ViT, CrossFormer) skip this section.
+without Bi-Level Routing Attention (CAS-ViT, CrossFormer) say so and skip this section.
 """)
 code("""
-if info.family == "biformer":
+from paddle_biformer.interpret import routing_layers
+try:
+    routing_layers(model)
+except ValueError as no_routing:  # CAS-ViT, CrossFormer: no Bi-Level Routing Attention
+    print(no_routing)
+else:
     for row in routing_report(model, info, samples[:2], OUTPUT)["routing"]:
         display(Image(row["png"]))
-else:
-    print(f"{info.arch} has no Bi-Level Routing Attention: no routing maps")
 """)
 md("""
 ## 10. 导出部署 · Export for deployment
