@@ -194,6 +194,18 @@ RECIPES = {
                        auto_augment="rand-m9-mstd0.5-inc1", color_jitter=0.4, reprob=0.25,
                        remode="pixel", interpolation="bicubic", crop_pct=0.875, repeated_aug=3,
                        ema=True, ema_decay=0.99996, ema_warmup=False, drop_path=0.1)},
+    "finetune": {
+        "about": "fine-tuning ImageNet (or your own) weights given with --pretrained on your folders at 224: "
+                 "AdamW 1e-4 (batch 32), 1 warmup epoch from 1e-6 with the backbone frozen (a warm start of "
+                 "the new classifier), cosine to 1e-6 over 30 epochs, weight decay 0.05 (none on "
+                 "biases/norms), label smoothing 0.1, the official augmentations made milder for small "
+                 "data (RandAugment rand-m7-mstd0.5, RandomErasing 0.1, no Mixup/CutMix), drop path 0.1, "
+                 "the official evaluation resize (measured: README)",
+        "values": dict(epochs=30, batch_size=32, optimizer="adamw", lr=1e-4, min_lr=1e-6, warmup_epochs=1,
+                       warmup_lr=1e-6, freeze_epochs=1, weight_decay=0.05, no_wd_norm_bias=True,
+                       label_smoothing=0.1, mixup=0.0, cutmix=0.0, augment="timm",
+                       auto_augment="rand-m7-mstd0.5", reprob=0.1, remode="pixel", interpolation="bicubic",
+                       crop_pct=0.875, drop_path=0.1)},
     "cifar-fast": {
         "about": "CIFAR-10 at 32x32 in little time: AdamW with a high peak rate after a short warmup, "
                  "cosine to 1e-5, random crop + flip, label smoothing, no Mixup (measured here, README)",

@@ -459,6 +459,9 @@ def fit(config: TrainConfig, data: tuple | None = None) -> dict:
         if not isinstance(state, dict) or "config" not in state:
             raise TrainingError(f"--resume {resume_path!r} is not a training checkpoint (last.pdckpt); "
                                 "to start from weights use --pretrained")
+    if config.recipe == "finetune" and not config.pretrained and rank == 0:
+        print("note: --recipe finetune without --pretrained trains from scratch with a fine-tuning schedule"
+              + (" (and --freeze-epochs freezes a random backbone)" if config.freeze_epochs else ""))
     saved_info = (state or {}).get("info") or {}
     mean_std = (saved_info["mean"], saved_info["std"]) if "mean" in saved_info else None
     trainer = Trainer(config, data, mean_std)
