@@ -43,7 +43,7 @@ def test_recipes_resolve_from_the_command_line_and_options_override_them():
     help_text = train_parser().format_help()
     for name, recipe in RECIPES.items():
         assert name in help_text and recipe["about"].split()[0] in help_text
-    assert "[default 0.0; imagenet: 0.25]" in " ".join(help_text.split())  # --reprob
+    assert "[default 0.0; finetune: 0.1, imagenet: 0.25]" in " ".join(help_text.split())  # --reprob
 
 
 def test_epoch_schedule_equals_timm_cosine_stepped_per_epoch():
