@@ -66,8 +66,9 @@ def _nearest_divisors(n: int, target: int, count: int = 2) -> list:
 
 
 def _dtype_name(dtype) -> str:
-    """'float32', 'bfloat16', ... for a Paddle dtype or a dtype name."""
-    return paddle.base.data_feeder.convert_dtype(dtype)
+    """'float32', 'bfloat16', ... for a Paddle dtype or a dtype name (Paddle's own
+    convert_dtype names bfloat16 'uint16')."""
+    return str(dtype).split(".")[-1]
 
 
 def _autocast_dtype() -> str:
@@ -108,13 +109,15 @@ class BRA2d(BiLevelRoutingAttention):
     implementation in the tests).
 
     Mixed precision. Under ``paddle.amp.auto_cast`` (float16 or bfloat16, O1 or O2) the
-    projections, LePE and the two attention products run in the autocast dtype (Paddle's white
-    list), while the region means, routing logits, top-k and routing softmax are computed in
-    float32 with auto_cast switched off, and the attention logits are scaled in the low
-    precision (q * scale first, so they do not overflow float16) and go through the softmax in
-    float32. float16 top-k would otherwise tie or misorder regions whose affinities differ in
-    the 4th digit, and float16 logits can overflow. The output has the autocast dtype (like a
-    Conv2D or Linear under auto_cast); routing weights (``keep_routing``) are float32.
+    projections and the two attention products run in the autocast dtype (Paddle's white list;
+    other ops, e.g. LePE's depthwise conv, follow Paddle's AMP rules), while the region means,
+    routing logits, top-k and routing softmax are computed in float32 with auto_cast switched
+    off, and the attention logits are scaled in the low precision (q * scale before the
+    product, so that they do not overflow float16's 65504) and go through the softmax in
+    float32. In float16, routing logits keep 3 significant digits: top-k would tie or misorder
+    regions whose affinities differ in the 4th, and no gradient reaches the routing (unless
+    diff_routing) to correct it. The output has the autocast dtype (like a Conv2D or Linear under
+    auto_cast); routing weights (``keep_routing``, ``ret_attn_mask``) are float32.
     Without an active auto_cast the layer computes in its parameters' dtype (float32 unless the
     model was cast) and casts the input to it; the output has that dtype. Paddle ignores
     auto_cast on a CPU (it warns; Paddle 3.3's CPU build has no float16/bfloat16 matmul,

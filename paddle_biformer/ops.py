@@ -120,7 +120,9 @@ def attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor, scale: float
         return (paddle.matmul(attn, v), attn) if return_weights else paddle.matmul(attn, v)
     # scale the logits in place: `q * scale` would be a copy of q kept alive for the backward
     attn = paddle.matmul(q, k, transpose_y=True).scale_(scale)
-    attn = F.softmax(attn, axis=-1)
+    # softmax in place too (dynamic graph): the product's backward does not need the logits
+    softmax_ = getattr(F, "softmax_", None)
+    attn = F.softmax(attn, axis=-1) if in_static_graph() or softmax_ is None else softmax_(attn, axis=-1)
     out = paddle.matmul(attn, v)
     return (out, attn) if return_weights else out
 
