@@ -17,7 +17,8 @@ import paddle.nn.functional as F
 
 from . import flops as _flops
 from .layers import DepthwiseConvNHWC, Linear
-from .ops import add_, attention, gather_windows, permute, routed_rows, window_mean
+from .ops import (add_, attention, float32_math, gather_windows, is_low_precision, pad_nhwc, permute,
+                  routed_rows, window_mean)
 
 __all__ = ["TopkRouting", "KVGather", "QKVLinear", "BiLevelRoutingAttention"]
 
@@ -31,6 +32,9 @@ class TopkRouting(nn.Layer):
     Returns r_weight (N, p2, topk), the softmax over the kept logits, and r_idx (N, p2, topk),
     the chosen windows in descending affinity. Gradients reach query and key only with
     ``diff_routing``; ``param_routing`` adds a learnable Linear before the affinity.
+    ``forward(query, key, topk=k)`` routes to k windows instead of ``self.topk``.
+    Mixed precision: float16/bfloat16 inputs are routed in float32 (logits, top-k and softmax;
+    auto_cast off), so r_weight is float32 then.
     """
 
     def __init__(self, qk_dim, topk=4, qk_scale=None, param_routing=False, diff_routing=False):
@@ -42,18 +46,30 @@ class TopkRouting(nn.Layer):
         self.emb = Linear(qk_dim, qk_dim) if param_routing else nn.Identity()
         self.routing_act = nn.Softmax(axis=-1)
 
-    def forward(self, query, key):
+    def forward(self, query, key, topk=None):
+        topk = self.topk if topk is None else topk
         if not self.diff_routing:
             query, key = query.detach(), key.detach()
-        query_hat, key_hat = self.emb(query), self.emb(key)
-        n, p2, c = query_hat.shape
-        if self.topk > p2:
-            raise ValueError(f"TopkRouting: topk={self.topk} but the feature map has only {p2} "
-                             f"windows; use topk <= n_win**2")
-        _flops.add(n * p2 * p2 * c)
-        logit = paddle.matmul(query_hat * self.scale, key_hat, transpose_y=True)  # (N, p2, p2)
-        topk_logit, topk_index = paddle.topk(logit, k=self.topk, axis=-1)
-        return self.routing_act(topk_logit), topk_index
+        if is_low_precision(query.dtype):
+            query, key = query.astype("float32"), key.astype("float32")
+        with float32_math():
+            query_hat, key_hat = self._embed(query), self._embed(key)
+            n, p2, c = query_hat.shape
+            if topk > p2:
+                raise ValueError(f"TopkRouting: topk={topk} but the feature map has only {p2} "
+                                 f"windows; use topk <= n_win**2")
+            _flops.add(n * p2 * p2 * c)
+            logit = paddle.matmul(query_hat * self.scale, key_hat, transpose_y=True)  # (N, p2, p2)
+            topk_logit, topk_index = paddle.topk(logit, k=topk, axis=-1)
+            return self.routing_act(topk_logit), topk_index
+
+    def _embed(self, t):
+        """self.emb(t), with the routing Linear's weights in t's dtype (float32 routing of a
+        float16/bfloat16 model)."""
+        emb = self.emb
+        if not isinstance(emb, nn.Linear) or emb.weight.dtype == t.dtype:
+            return emb(t)
+        return F.linear(t, emb.weight.astype(t.dtype), emb.bias.astype(t.dtype))
 
 
 class KVGather(nn.Layer):
@@ -192,16 +208,23 @@ class BiLevelRoutingAttention(nn.Layer):
     def forward(self, x, ret_attn_mask=False):
         n, h_in, w_in, c = x.shape
         nw = self.n_win
-        pad_r, pad_b = (-w_in) % nw, (-h_in) % nw
+        if (h_in % nw or w_in % nw) and not self.auto_pad:
+            raise ValueError(
+                f"BiLevelRoutingAttention got a {h_in}x{w_in} feature map, which n_win={nw} "
+                f"does not divide. Use an input size whose feature maps are multiples of "
+                f"{nw} (e.g. {nw * 32}x{nw * 32} images for BiFormer), or pass auto_pad=True.")
+        return self._attend(x, (nw, nw), self.topk, ret_attn_mask)
+
+    def _attend(self, x, grid, topk, ret_attn_mask=False):
+        """The layer on x (N, H, W, C) split into grid = (rows, cols) windows, H and W zero-padded
+        up to multiples of them (the output is cropped back), each window routed to ``topk``."""
+        n, h_in, w_in, c = x.shape
+        nh, nw = grid  # windows per column and per row
+        pad_r, pad_b = (-w_in) % nw, (-h_in) % nh
         if pad_r or pad_b:
-            if not self.auto_pad:
-                raise ValueError(
-                    f"BiLevelRoutingAttention got a {h_in}x{w_in} feature map, which n_win={nw} "
-                    f"does not divide. Use an input size whose feature maps are multiples of "
-                    f"{nw} (e.g. {nw * 32}x{nw * 32} images for BiFormer), or pass auto_pad=True.")
-            x = F.pad(x, [0, pad_r, 0, pad_b], data_format="NHWC")
+            x = pad_nhwc(x, pad_b, pad_r)
         _, hp, wp, _ = x.shape
-        wh, ww = hp // nw, wp // nw
+        wh, ww = hp // nh, wp // nw
         w2 = wh * ww
         m, qk, dim = self.num_heads, self.qk_dim, self.dim
 
@@ -214,7 +237,7 @@ class BiLevelRoutingAttention(nn.Layer):
         # head-major windows: (parts, heads, N * p2, wh, ww, c_head), windows in official order
         # (6-D views: Paddle 2.6's oneDNN kernels, used by Paddle Inference, take at most 6 axes)
         def windows(t, parts, ch):
-            t = t.reshape([-1, wh, nw, ww, parts * m, ch // m])  # -1: N * nw (batch may be dynamic)
+            t = t.reshape([-1, wh, nw, ww, parts * m, ch // m])  # -1: N * nh (batch may be dynamic)
             t = permute(t, [4, 0, 2, 1, 3, 5])
             return t.reshape([parts, m, -1, wh, ww, ch // m])  # -1: N * p2
 
@@ -224,9 +247,10 @@ class BiLevelRoutingAttention(nn.Layer):
         # region level: window-averaged q and k, (N, p2, qk) each, as the official code does.
         # (Not the equal qk-columns-of-qkv(mean(x)): a second split of the qkv weight costs
         # time, and in an exported graph makes Paddle Inference's oneDNN kernels go wrong.)
-        qk_win = window_mean(qk_map, nw)
+        # (float16/bfloat16: averaged and routed in float32)
+        qk_win = window_mean(qk_map.astype("float32") if is_low_precision(qk_map.dtype) else qk_map, grid)
         q_win, k_win = paddle.split(qk_win, 2, axis=-1)
-        r_weight, r_idx = self.router(q_win, k_win)
+        r_weight, r_idx = self.router(q_win, k_win, topk=topk)
         if self.keep_routing:  # for visualisation: (weights, indices), each (N, p2, topk)
             self.last_routing = (r_weight.detach(), r_idx.detach())
 
@@ -236,8 +260,9 @@ class BiLevelRoutingAttention(nn.Layer):
         kv_w2 = k.shape[-3] * k.shape[-2]
 
         # token level: attend to the pixels of the routed windows
-        topk = r_idx.shape[-1]
         weight = r_weight if self.soft_routing else None
+        if weight is not None and weight.dtype != k.dtype:  # float32 routing of a float16/bfloat16 layer
+            weight = weight.astype(k.dtype)
         rows = routed_rows(r_idx, m)
         k_sel, v_sel = (gather_windows(t.reshape([-1, kv_w2, t.shape[-1]]), r_idx, weight,
                                        heads=m, rows=rows).reshape([m, -1, topk * kv_w2, t.shape[-1]])
@@ -245,7 +270,7 @@ class BiLevelRoutingAttention(nn.Layer):
         q = q.reshape([m, -1, w2, qk // m])
         out, attn = attention(q, k_sel, v_sel, self.scale, return_weights=True)
 
-        out = permute(out.reshape([m, -1, nw, wh, ww, dim // m]), [1, 3, 2, 4, 0, 5])  # -1: N * nw
+        out = permute(out.reshape([m, -1, nw, wh, ww, dim // m]), [1, 3, 2, 4, 0, 5])  # -1: N * nh
         out = out.reshape([-1, hp, wp, dim])
         if lepe is not None:
             out = add_(out, lepe)  # `out` is a fresh copy that no backward needs

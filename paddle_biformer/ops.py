@@ -6,6 +6,7 @@ is running, so FLOPs are counted where the work is done.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import paddle
@@ -24,8 +25,12 @@ __all__ = [
     "routed_rows",
     "window_mean",
     "linear",
+    "pad_nhwc",
     "permute",
     "add_",
+    "autocast_enabled",
+    "float32_math",
+    "is_low_precision",
 ]
 
 
@@ -70,14 +75,30 @@ def add_(x: paddle.Tensor, y: paddle.Tensor) -> paddle.Tensor:
     return x + y if in_static_graph() else x.add_(y)
 
 
-def window_mean(x: paddle.Tensor, n_win: int) -> paddle.Tensor:
-    """Mean of each window: x (N, H, W, C) -> (N, n_win * n_win, C), windows row-major."""
+def pad_nhwc(x: paddle.Tensor, bottom: int, right: int) -> paddle.Tensor:
+    """Zeros below and right of an NHWC map: (N, H, W, C) -> (N, H + bottom, W + right, C).
+    In a static graph (export) concatenated zeros instead of a pad op: Paddle Inference's
+    oneDNN kernels pad an NHWC map as if it were NCHW (its generic pad corrupts memory), and
+    paddle2onnx 2.x gives ONNX's Pad an uninitialised fill value instead of 0."""
+    if not in_static_graph():
+        return F.pad(x, [0, right, 0, bottom], data_format="NHWC")
+    if right:
+        x = paddle.concat([x, paddle.zeros_like(x[:, :, :1, :]).expand([-1, -1, right, -1])], axis=2)
+    if bottom:
+        x = paddle.concat([x, paddle.zeros_like(x[:, :1, :, :]).expand([-1, bottom, -1, -1])], axis=1)
+    return x
+
+
+def window_mean(x: paddle.Tensor, n_win) -> paddle.Tensor:
+    """Mean of each window: x (N, H, W, C) -> (N, rows * cols, C), windows row-major.
+    ``n_win``: windows per side, or (rows, cols) for a rectangular grid of windows."""
+    rows, cols = (n_win, n_win) if isinstance(n_win, int) else (int(n_win[0]), int(n_win[1]))
     n, h, w, c = x.shape
-    ext = cpu_kernels() if _use_cpu_kernels(x) else None
+    ext = cpu_kernels() if rows == cols and _use_cpu_kernels(x) else None
     if ext is not None:
-        return ext.window_mean(_contiguous(x), n_win, num_threads())
-    x = x.reshape([n, n_win, h // n_win, n_win, w // n_win, c]).mean(axis=[2, 4])
-    return x.reshape([n, n_win * n_win, c])
+        return ext.window_mean(_contiguous(x), rows, num_threads())
+    x = x.reshape([n, rows, h // rows, cols, w // cols, c]).mean(axis=[2, 4])
+    return x.reshape([n, rows * cols, c])
 
 
 def attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor, scale: float,
@@ -91,9 +112,17 @@ def attention(q: paddle.Tensor, k: paddle.Tensor, v: paddle.Tensor, scale: float
     lq, c = q.shape[-2:]
     lk, cv = v.shape[-2:]
     _flops.add(batch * lq * lk * (c + cv))
+    if is_low_precision(q.dtype):
+        # float16/bfloat16 (AMP): scale q before the product (the unscaled logits could
+        # overflow float16), softmax in float32, products in q's dtype
+        attn = paddle.matmul(q * scale, k, transpose_y=True)
+        attn = F.softmax(attn.astype("float32"), axis=-1).astype(q.dtype)
+        return (paddle.matmul(attn, v), attn) if return_weights else paddle.matmul(attn, v)
     # scale the logits in place: `q * scale` would be a copy of q kept alive for the backward
     attn = paddle.matmul(q, k, transpose_y=True).scale_(scale)
-    attn = F.softmax(attn, axis=-1)
+    # softmax in place too (dynamic graph): the product's backward does not need the logits
+    softmax_ = getattr(F, "softmax_", None)
+    attn = F.softmax(attn, axis=-1) if in_static_graph() or softmax_ is None else softmax_(attn, axis=-1)
     out = paddle.matmul(attn, v)
     return (out, attn) if return_weights else out
 
@@ -103,6 +132,32 @@ def in_static_graph() -> bool:
     (paddle_biformer ignores conversion, see __init__.py), so Paddle is not in dynamic mode.
     Such a graph holds Paddle's own operators only, in layouts every runtime handles."""
     return not paddle.in_dynamic_mode()
+
+
+def is_low_precision(dtype) -> bool:
+    """True for float16 and bfloat16: the dtypes whose routing and softmaxes are computed in
+    float32 (mixed precision)."""
+    return dtype in (paddle.float16, paddle.bfloat16)
+
+
+def autocast_enabled() -> bool:
+    """True inside an active ``paddle.amp.auto_cast`` (dynamic graph). Paddle ignores
+    auto_cast on a CPU (it warns and computes in float32), so this is False there."""
+    if in_static_graph():
+        return False
+    check = getattr(paddle.amp, "is_autocast_enabled", None)  # Paddle >= 3
+    if check is not None:
+        return bool(check())
+    try:  # Paddle 2.6
+        return paddle.base.framework._dygraph_tracer()._amp_level != paddle.base.core.AmpLevel.O0
+    except Exception:
+        return False
+
+
+def float32_math():
+    """A context in which auto_cast does not lower matrix products (routing logits stay
+    float32 under AMP); nothing when auto_cast is inactive."""
+    return paddle.amp.auto_cast(enable=False) if autocast_enabled() else contextlib.nullcontext()
 
 
 def _contiguous(x: paddle.Tensor) -> paddle.Tensor:
