@@ -9,7 +9,8 @@ Families: BiFormer (CVPR 2023, Bi-Level Routing Attention). Everything a user ne
     configure_cpu()                        # CPU speed settings (applied on the first build)
 
 Layers with the official names and arguments: BiLevelRoutingAttention, TopkRouting, KVGather,
-QKVLinear, Attention, AttentionLePE, DropPath, Block, BiFormer. Training and evaluation:
+QKVLinear, Attention, AttentionLePE, DropPath, Block, BiFormer, BiFormerSTL. Bi-Level Routing
+Attention as a plug-in block for any CNN (NCHW, any size): BRA2d, BRABlock2d. Training and evaluation:
 paddle_biformer.engine (TrainConfig, fit, evaluate); using a trained model:
 paddle_biformer.inference (load_trained, predict_images); export: paddle_biformer.export.
 """
@@ -30,6 +31,7 @@ from .runtime import prefer_fast_mkl_path
 prefer_fast_mkl_path()  # before any matrix product runs (see runtime.py)
 
 from .bra import BiLevelRoutingAttention, KVGather, QKVLinear, TopkRouting  # noqa: E402
+from .bra2d import BRA2d, BRABlock2d  # noqa: E402
 from .layers import Attention, AttentionLePE, DropPath, DWConv  # noqa: E402
 from .models import BiFormer, BiFormerStage, BiFormerSTL, Block, ZooModel  # noqa: E402
 from .runtime import configure_cpu  # noqa: E402
@@ -43,14 +45,15 @@ __version__ = "0.2.0"
 __all__ = ["create_model", "list_models", "model_config", "register_model", "load_pretrained",
            "read_weights", "torch_layouts", "count_flops", "count_params", "configure_cpu",
            "ZooModel", "BiFormer", "BiFormerStage", "BiFormerSTL", "Block", "BiLevelRoutingAttention",
-           "TopkRouting", "KVGather", "QKVLinear", "Attention", "AttentionLePE", "DropPath", "DWConv"]
+           "TopkRouting", "KVGather", "QKVLinear", "Attention", "AttentionLePE", "DropPath", "DWConv",
+           "BRA2d", "BRABlock2d"]
 
 # paddle.jit.to_static (export) runs the model code as it is, building Paddle ops, instead of
 # rewriting it: no branch in it depends on tensor values, and Paddle 2.6's rewriting breaks on
 # module state, early returns and super()
-from . import _ext, bra, flops, layers, ops  # noqa: E402
+from . import _ext, bra, bra2d, flops, layers, ops  # noqa: E402
 from .models import FAMILY_MODULES as _FAMILY_MODULES  # noqa: E402
 
 import paddle as _paddle  # noqa: E402
 
-_paddle.jit.ignore_module([_ext, bra, flops, layers, ops, *_FAMILY_MODULES])
+_paddle.jit.ignore_module([_ext, bra, bra2d, flops, layers, ops, *_FAMILY_MODULES])

@@ -12,7 +12,7 @@ around it, so that it can be placed in a YOLO neck or a ResNet stage without any
   number of regions.
 * Impossible settings fail at construction with a one-line ValueError that says the fix.
 * Same parameter names and shapes as the official layer: official weights load through
-  ``paddle_biformer.convert_state_dict``.
+  ``paddle_biformer.torch_layouts``.
 * Mixed precision (``paddle.amp.auto_cast``): see ``BRA2d``.
 * Exportable: under ``paddle.jit.to_static`` it builds Paddle's own operators only, like the
   rest of the library.
@@ -23,7 +23,6 @@ attention, pre-norm MLP) for a CNN stage.
 from __future__ import annotations
 
 import math
-import sys
 
 import paddle
 import paddle.nn as nn
@@ -289,8 +288,3 @@ class BRABlock2d(nn.Layer):
     def forward(self, x):
         """x: (N, C, H, W) -> (N, C, H, W)."""
         return permute(self.forward_nhwc(permute(x, [0, 2, 3, 1])), [0, 3, 1, 2])
-
-
-# paddle.jit.to_static (export) runs this code as it is, building Paddle ops, instead of
-# rewriting it (as for the rest of the library, see __init__.py)
-paddle.jit.ignore_module([sys.modules[__name__]])

@@ -20,7 +20,7 @@ from conftest import FIXTURES, ROOT, load_cases, rel_err
 import paddle_biformer as pb
 import paddle_biformer.bra as bra_module
 import paddle_biformer.ops as ops_module
-from paddle_biformer import BiLevelRoutingAttention, convert_state_dict
+from paddle_biformer import BiLevelRoutingAttention, torch_layouts
 from paddle_biformer.bra2d import BRA2d, BRABlock2d, region_grid
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -112,7 +112,7 @@ def test_official_weights_load_by_name():
     cases, arrays = load_cases(os.path.join(FIXTURES, "official"))
     case = next(c for c in cases if c["name"] == "bra_soft_param_routing")
     prefix = case["name"] + "/param."
-    state = convert_state_dict({k[len(prefix):]: arrays[k] for k in arrays.files if k.startswith(prefix)})
+    state = torch_layouts({k[len(prefix):]: arrays[k] for k in arrays.files if k.startswith(prefix)})
     kw = dict(case["kwargs"])
     m = BRA2d(kw.pop("dim"), **kw)
     assert set(m.state_dict()) == set(state)
@@ -232,7 +232,7 @@ def test_reference_matches_official_fixture():
     cases, arrays = load_cases(os.path.join(FIXTURES, "official"))
     case = next(c for c in cases if c["name"] == "bra_autopad")
     prefix = case["name"] + "/"
-    state = convert_state_dict({k[len(prefix) + 6:]: arrays[k] for k in arrays.files if k.startswith(prefix + "param.")})
+    state = torch_layouts({k[len(prefix) + 6:]: arrays[k] for k in arrays.files if k.startswith(prefix + "param.")})
     kw = case["kwargs"]
     ref = _reference_bra(arrays[prefix + "input"].astype(np.float64), {k: np.asarray(v, np.float64) for k, v in state.items()},
                          kw["num_heads"], (kw["n_win"], kw["n_win"]), kw["topk"], kw["side_dwconv"])
