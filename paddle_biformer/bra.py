@@ -251,8 +251,8 @@ class BiLevelRoutingAttention(nn.Layer):
         qk_win = window_mean(qk_map.astype("float32") if is_low_precision(qk_map.dtype) else qk_map, grid)
         q_win, k_win = paddle.split(qk_win, 2, axis=-1)
         r_weight, r_idx = self.router(q_win, k_win, topk=topk)
-        if self.keep_routing:  # for visualisation: (weights, indices), each (N, p2, topk)
-            self.last_routing = (r_weight.detach(), r_idx.detach())
+        if self.keep_routing:  # for visualisation: (weights, indices) (N, p2, topk), (rows, cols)
+            self.last_routing = (r_weight.detach(), r_idx.detach(), grid)
 
         # keys and values per window, (heads, N * p2, h', w', c_head)
         if self.kv_downsample_mode != "identity":

@@ -185,17 +185,25 @@ def mismatch_message(source: str, missing, unexpected, mismatched) -> str:
 
 
 def load_state_dict(model: paddle.nn.Layer, state: dict, source: str = "state dict",
-                    classifier_prefixes=("head.",)) -> dict:
+                    classifier_prefixes=("head.",), added_prefixes=()) -> dict:
     """Load ``state`` (arrays in our naming) into ``model``.
 
     Differences confined to the classifier (names starting with ``classifier_prefixes``:
     another class count, or no classifier) keep the model's own, freshly initialised classifier,
-    with a warning. Anything else raises :class:`CheckpointMismatchError` listing missing and
-    unexpected names and shape mismatches. Returns {'skipped': [...], 'source': ...}.
+    with a warning; so do layers under ``added_prefixes`` that the checkpoint lacks (blocks added
+    to a released architecture). Anything else raises :class:`CheckpointMismatchError` listing
+    missing and unexpected names and shape mismatches. Returns {'skipped': [...], 'added': [...],
+    'source': ...}.
     """
     state = _to_numpy(state)
     model_state = model.state_dict()
     missing, unexpected, mismatched = describe_mismatch(model_state, state)
+    added = sorted(k for k in missing if added_prefixes and k.startswith(tuple(added_prefixes)))
+    if added:
+        missing = [k for k in missing if k not in added]
+        logger.warning("%s: has no weights for %d parameters of the added layers (%s ...): they keep "
+                       "their initialisation", source, len(added), added[0])
+        state = {**state, **{k: model_state[k].numpy() for k in added}}
     differing = missing + unexpected + [m[0] for m in mismatched]
     skipped = []
     if differing:
@@ -210,4 +218,4 @@ def load_state_dict(model: paddle.nn.Layer, state: dict, source: str = "state di
         state.update({k: model_state[k].numpy() for k in skipped if k in model_state})
     # keep each array's dtype as the model's (e.g. float16 checkpoints into float32 models)
     model.set_state_dict({k: v.astype(model_state[k].numpy().dtype, copy=False) for k, v in state.items()})
-    return {"skipped": skipped, "source": source}
+    return {"skipped": skipped, "added": added, "source": source}

@@ -115,7 +115,7 @@ def load_pretrained(model: paddle.nn.Layer, weights, ema: bool = False, source: 
         state, source = weights, source or "state dict"
     prefixes = family.classifier_prefixes if family else ("head.",)
     try:
-        return load_state_dict(model, state, source, prefixes)
+        return load_state_dict(model, state, source, prefixes, family.added_prefixes if family else ())
     except CheckpointMismatchError as e:
         raise CheckpointMismatchError(f"{e}{_looks_like(state, 'paddle', here)}") from None
 

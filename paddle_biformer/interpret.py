@@ -140,8 +140,15 @@ def routing_of(model, info, image: np.ndarray) -> list:
     try:
         model.eval()
         model(to_model_input(paddle.to_tensor(image[None]), info.mean, info.std))
-        return [{"stage": i, "block": j, "n_win": bra.n_win, "r_idx": bra.last_routing[1].numpy()[0],
-                 "r_weight": bra.last_routing[0].numpy()[0]} for i, j, bra in layers]
+        routes = []
+        for i, j, bra in layers:
+            weights, idx, (rows, cols) = bra.last_routing
+            if rows != cols:
+                raise ValueError(f"routing maps are drawn for square region grids; this image gives "
+                                 f"{rows}x{cols} regions in stage {i + 1}: use a square image")
+            routes.append({"stage": i, "block": j, "n_win": int(rows), "r_idx": idx.numpy()[0],
+                           "r_weight": weights.numpy()[0]})
+        return routes
     finally:
         for _, _, bra in layers:
             bra.keep_routing, bra.last_routing = False, None

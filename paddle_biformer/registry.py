@@ -32,7 +32,8 @@ class Family:
     constructor arguments for square ``img_size`` inputs (None: the size changes nothing);
     owns_state(state) -> bool: whether a state dict (official or our names) is of this family;
     classifier_prefixes: parameter-name prefixes of the classifier (replaced for another class
-    count); short_names: {'tiny': 'biformer_tiny'} accepted by the command lines;
+    count); added_prefixes: layers a checkpoint may lack because they are added to a model that
+    was released without them (kept freshly initialised, with a warning); short_names: {'tiny': 'biformer_tiny'} accepted by the command lines;
     paper: citation line for the README/model cards.
     """
 
@@ -42,6 +43,7 @@ class Family:
     owns_state: Callable
     sized_config: Callable | None = None
     classifier_prefixes: tuple = ("head.",)
+    added_prefixes: tuple = ()
     short_names: dict = field(default_factory=dict)
     paper: str = ""
 

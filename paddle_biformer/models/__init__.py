@@ -3,10 +3,11 @@
 from .base import ZooModel
 from .biformer import BiFormer, BiFormerStage, Block
 from .biformer_stl import BiFormerSTL
+from .hybrid import ResNetBRA
 
 # every family module, for paddle.jit.ignore_module (export runs model code unconverted)
-from . import base, biformer, biformer_stl  # noqa: E402
+from . import base, biformer, biformer_stl, hybrid  # noqa: E402
 
-FAMILY_MODULES = [base, biformer, biformer_stl]
+FAMILY_MODULES = [base, biformer, biformer_stl, hybrid]
 
-__all__ = ["ZooModel", "BiFormer", "BiFormerStage", "Block", "BiFormerSTL", "FAMILY_MODULES"]
+__all__ = ["ZooModel", "BiFormer", "BiFormerStage", "Block", "BiFormerSTL", "ResNetBRA", "FAMILY_MODULES"]
