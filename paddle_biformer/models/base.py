@@ -18,7 +18,9 @@ import math
 
 import paddle.nn as nn
 
-__all__ = ["ZooModel", "torch_default_init"]
+from ..ops import permute
+
+__all__ = ["ZooModel", "ChannelsLastPyramid", "torch_default_init"]
 
 
 def torch_default_init(layer) -> None:
@@ -87,3 +89,49 @@ class ZooModel(nn.Layer):
 
     def get_classifier(self):
         return self.head
+
+
+class ChannelsLastPyramid(ZooModel):
+    """A 4-stage pyramid computed channels-last (NHWC) from the stem to the classifier:
+    ``downsample_layers[i]`` then ``stages[i]`` (both NHWC in and out), ``norm`` and
+    ``pre_logits`` / ``head_drop`` / ``head`` on the pooled last map; stages listed in
+    ``use_checkpoint_stages`` are recomputed in the backward pass (activation checkpointing).
+    Subclasses build those layers; inputs and outputs at the model's boundary are NCHW."""
+
+    def _run_stage(self, i, x):
+        """x: (N, H, W, C) -> (N, H', W', C') through downsample layer i and stage i."""
+        x = self.downsample_layers[i](x)
+        if i in self.use_checkpoint_stages and self.training and not x.stop_gradient:
+            from paddle.distributed.fleet.utils import recompute
+            return recompute(self.stages[i], x)
+        return self.stages[i](x)
+
+    def _stages_nhwc(self, x):
+        """x: (N, 3, H, W) -> the 4 stage outputs, NHWC."""
+        self.check_input_size(x.shape[2], x.shape[3])
+        x = permute(x, [0, 2, 3, 1])
+        feats = []
+        for i in range(4):
+            x = self._run_stage(i, x)
+            feats.append(x)
+        return feats
+
+    def forward_stages(self, x):
+        """x: (N, 3, H, W) -> the 4 NCHW stage maps (for dense tasks)."""
+        return [permute(f, [0, 3, 1, 2]) for f in self._stages_nhwc(x)]
+
+    def forward_features(self, x):
+        """x: (N, 3, H, W) -> normalised last map (N, C, H/32, W/32)."""
+        return permute(self.norm(self._stages_nhwc(x)[-1]), [0, 3, 1, 2])
+
+    def forward_head(self, x, channels_last=False):
+        """Feature map (N, C, h, w), or (N, h, w, C) with channels_last -> (N, num_classes)."""
+        x = x.mean(axis=[1, 2] if channels_last else [2, 3])
+        x = self.pre_logits(x)
+        return self.head(self.head_drop(x))
+
+    def forward(self, x):
+        """x: (N, 3, H, W) -> logits (N, num_classes) (the stage maps with features_only)."""
+        if self.features_only:
+            return super().forward(x)
+        return self.forward_head(self.norm(self._stages_nhwc(x)[-1]), channels_last=True)

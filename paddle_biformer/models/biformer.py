@@ -19,7 +19,7 @@ from ..layers import (Attention, AttentionLePE, BatchNormNHWC, ConvNHWC, Depthwi
                       DWConv, Linear, Rearrange)
 from ..ops import permute
 from ..registry import Family, register_family, register_model
-from .base import ZooModel, torch_default_init
+from .base import ChannelsLastPyramid, torch_default_init
 
 __all__ = ["Block", "BiFormerStage", "BiFormer", "window_layout", "checkpoint_filter"]
 
@@ -120,7 +120,7 @@ class BiFormerStage(nn.Sequential):
         return x
 
 
-class BiFormer(ZooModel):
+class BiFormer(ChannelsLastPyramid):
     """BiFormer: a 4-stage pyramid of BiFormer blocks with convolutional downsampling.
 
     Arguments have the official names and meaning. ``qk_dims`` entries of None mean
@@ -236,15 +236,6 @@ class BiFormer(ZooModel):
             nn.initializer.TruncatedNormal(std=0.02)(self.head.weight)
             nn.initializer.Constant(0.0)(self.head.bias)
 
-    def _run_stage(self, i, x):
-        """x: (N, H, W, C) -> (N, H', W', C') through downsample layer i and stage i."""
-        x = self.downsample_layers[i](x)
-        stage = self.stages[i]
-        if i in self.use_checkpoint_stages and self.training and not x.stop_gradient:
-            from paddle.distributed.fleet.utils import recompute
-            return recompute(stage, x)
-        return stage(x)
-
     def check_input_size(self, h: int, w: int) -> None:
         """Raise a ValueError naming the fix if an h x w image cannot pass through the model."""
         if self.auto_pad:
@@ -264,36 +255,6 @@ class BiFormer(ZooModel):
                     f"multiples of {unit} (e.g. {near(h, unit)}x{near(w, unit)}): resize the "
                     f"images, build the model for your size with create_model(name, img_size=S) "
                     f"(S a multiple of 32, e.g. {near(h, 32)}), or pass auto_pad=True.")
-
-    def _stages_nhwc(self, x):
-        """x: (N, 3, H, W) -> the 4 stage outputs, NHWC."""
-        self.check_input_size(x.shape[2], x.shape[3])
-        x = permute(x, [0, 2, 3, 1])
-        feats = []
-        for i in range(4):
-            x = self._run_stage(i, x)
-            feats.append(x)
-        return feats
-
-    def forward_stages(self, x):
-        """x: (N, 3, H, W) -> the 4 NCHW feature maps after each stage (for dense tasks)."""
-        return [permute(f, [0, 3, 1, 2]) for f in self._stages_nhwc(x)]
-
-    def forward_features(self, x):
-        """x: (N, 3, H, W) -> normalised last feature map (N, C, H/32, W/32)."""
-        return permute(self.norm(self._stages_nhwc(x)[-1]), [0, 3, 1, 2])
-
-    def forward_head(self, x, channels_last=False):
-        """Feature map (N, C, h, w), or (N, h, w, C) with channels_last -> (N, num_classes)."""
-        x = x.mean(axis=[1, 2] if channels_last else [2, 3])
-        x = self.pre_logits(x)
-        return self.head(self.head_drop(x))
-
-    def forward(self, x):
-        """x: (N, 3, H, W) -> logits (N, num_classes) (the stage maps with features_only)."""
-        if self.features_only:
-            return super().forward(x)
-        return self.forward_head(self.norm(self._stages_nhwc(x)[-1]), channels_last=True)
 
     def info_extras(self) -> dict:
         return {"n_win": self.n_win, "topks": list(self.topks)}

@@ -15,9 +15,8 @@ import paddle.nn as nn
 from ..bra import BiLevelRoutingAttention
 from ..checkpoint import torch_layouts
 from ..layers import Attention, AttentionLePE, BatchNormNHWC, ConvNHWC, DropPath, Linear, Rearrange
-from ..ops import permute
 from ..registry import Family, register_family, register_model
-from .base import ZooModel, torch_default_init
+from .base import ChannelsLastPyramid, torch_default_init
 from .biformer import window_layout
 
 __all__ = ["BiFormerBlock", "BasicLayer", "BiFormerSTL", "LayerNorm2d"]
@@ -97,7 +96,7 @@ class BasicLayer(nn.Layer):
         return x
 
 
-class BiFormerSTL(ZooModel):
+class BiFormerSTL(ChannelsLastPyramid):
     """BiFormer in the Swin-Tiny layout (see the module docstring). Official arguments;
     ``norm_layer`` / ``pre_head_norm_layer`` by the official class's name ('BatchNorm2d' for the
     released model, 'LayerNorm2d' the class default). ``n_wins`` and ``topks`` per stage.
@@ -133,6 +132,7 @@ class BiFormerSTL(ZooModel):
                        drop_path=rates[sum(depth[:i]):sum(depth[:i + 1])], n_win=n_wins[i], topk=topks[i],
                        side_dwconv=side_dwconv) for i in range(4)])
         self.norm = _norm_class(pre_head_norm_layer or norm_layer)(embed_dim[-1])
+        self.pre_logits = nn.Identity()
         self.head_drop = nn.Dropout(drop_rate)
         self.head = Linear(embed_dim[-1], num_classes) if num_classes > 0 else nn.Identity()
         self.feature_info = [{"num_chs": embed_dim[i], "reduction": 4 * 2 ** i, "module": f"stages.{i}"}
@@ -183,39 +183,6 @@ class BiFormerSTL(ZooModel):
                 raise ValueError(f"Input {h}x{w} gives a {size[0]}x{size[1]} map in stage {i + 1}, which "
                                  f"n_win={n} does not divide: use multiples of {unit} (e.g. {near(h)}x{near(w)}), "
                                  f"or build the model for your size with create_model(name, img_size=S)")
-
-    def _run_stage(self, i, x):
-        x = self.downsample_layers[i](x)
-        if i in self.use_checkpoint_stages and self.training and not x.stop_gradient:
-            from paddle.distributed.fleet.utils import recompute
-            return recompute(self.stages[i], x)
-        return self.stages[i](x)
-
-    def _stages_nhwc(self, x):
-        self.check_input_size(x.shape[2], x.shape[3])
-        x = permute(x, [0, 2, 3, 1])
-        feats = []
-        for i in range(4):
-            x = self._run_stage(i, x)
-            feats.append(x)
-        return feats
-
-    def forward_stages(self, x):
-        """x: (N, 3, H, W) -> the 4 NCHW stage outputs."""
-        return [permute(f, [0, 3, 1, 2]) for f in self._stages_nhwc(x)]
-
-    def forward_features(self, x):
-        """x: (N, 3, H, W) -> normalised last map (N, C, H/32, W/32)."""
-        return permute(self.norm(self._stages_nhwc(x)[-1]), [0, 3, 1, 2])
-
-    def forward_head(self, x, channels_last=False):
-        x = x.mean(axis=[1, 2] if channels_last else [2, 3])
-        return self.head(self.head_drop(x))
-
-    def forward(self, x):
-        if self.features_only:
-            return super().forward(x)
-        return self.forward_head(self.norm(self._stages_nhwc(x)[-1]), channels_last=True)
 
 
 # ----------------------------------------------------------------------------- zoo entries
