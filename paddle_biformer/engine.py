@@ -508,6 +508,9 @@ def fit(config: TrainConfig, data: tuple | None = None) -> dict:
                       "val_loss": val["loss"], "val_top1": val["top1"], "val_top5": val["top5"],
                       "val_img_s": val["img_s"], "best_top1": trainer.best,
                       "epoch_seconds": epoch_seconds, "wall_seconds": time.perf_counter() - t0}
+            # training + validation time since the run began (set-up excluded; resumes add up)
+            record["elapsed_minutes"] = (sum(r.get("wall_seconds", 0.0) for r in trainer.history)
+                                         + record["wall_seconds"]) / 60.0
             trainer.history.append(record)
             if main:
                 if improved:

@@ -350,3 +350,33 @@ def plot_routing(image, routes: list, query: tuple, path: str, title: str | None
             fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03, label="times chosen")
     fig.suptitle(title or "Bi-Level Routing: where each region looks", fontsize=13)
     return _save(fig, path)
+
+
+def plot_accuracy_vs_time(runs: dict, path: str, title: str = None, budget_minutes: float = None) -> str:
+    """Several runs on one chart: validation top-1 (%) against wall-clock minutes.
+
+    ``runs``: {label: history} where history is a run's metrics.jsonl records (each with
+    ``elapsed_minutes`` and ``val_top1``); ``budget_minutes`` draws a vertical line there.
+    """
+    fig = _figure((8.5, 5.2), layout="constrained")
+    ax = fig.add_subplot()
+    colors = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:gray"]
+    for k, (label, history) in enumerate(runs.items()):
+        points = [(0.0, None)] + [(r["elapsed_minutes"], r["val_top1"]) for r in history
+                                  if r.get("elapsed_minutes") is not None and r.get("val_top1") is not None]
+        x = [p[0] for p in points[1:]]
+        y = [p[1] for p in points[1:]]
+        if not x:
+            continue
+        color = colors[k % len(colors)]
+        ax.plot(x, y, "-o", color=color, markersize=4, label=f"{label} ({max(y):.1f}%)")
+    if budget_minutes:
+        ax.axvline(budget_minutes, color="gray", ls="--", lw=1)
+        ax.text(budget_minutes, ax.get_ylim()[0], f" {budget_minutes:g} min", color="gray", va="bottom")
+    ax.set_xlabel("wall-clock minutes (training + validation)")
+    ax.set_ylabel("test top-1 (%)")
+    ax.set_xlim(left=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title(title or "Accuracy against training time", fontsize=13)
+    return _save(fig, path)
