@@ -197,3 +197,12 @@ def test_failed_save_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
         plot_confusion_matrix(np.eye(2) * 3, ["a", "b"], path)
     assert open(path, "rb").read() == before
     only_files(tmp_path, ["cm.png"])
+
+
+def test_accuracy_against_time_puts_runs_on_one_chart(tmp_path, captured):
+    runs = {"a": [{"elapsed_minutes": 3.5, "val_top1": 40.0}, {"elapsed_minutes": 7.1, "val_top1": 55.0}],
+            "b": [{"elapsed_minutes": 5.0, "val_top1": 50.0}]}
+    path = plots.plot_accuracy_vs_time(runs, str(tmp_path / "cmp.png"), budget_minutes=10)
+    assert Image.open(path).size[0] > 500
+    ax = captured[-1].axes[0]
+    assert [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")] == ["a (55.0%)", "b (50.0%)"]
