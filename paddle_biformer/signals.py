@@ -10,6 +10,7 @@ completed save are intact: every save is atomic).
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -30,6 +31,8 @@ class StopRequests:
         self._previous = {}
 
     def _handle(self, signum, frame):
+        if os.getpid() != self._pid:  # a forked DataLoader worker: the main process decides
+            return
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # second Ctrl-C: stop now
         self.signum = signum
@@ -39,6 +42,7 @@ class StopRequests:
                   "at once; the last saved checkpoint stays valid)", file=sys.stderr, flush=True)
 
     def __enter__(self):
+        self._pid = os.getpid()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)

@@ -246,3 +246,27 @@ def test_prediction_grid_is_drawn_across_the_classes(folders, trained):
     assert list(data.labels) == sorted(data.labels)  # the folder order: one class after the other
     picked = [label for _, _, label in sample_images(info, data, count=8)]
     assert sorted(set(picked)) == [0, 1, 2, 3] and picked == [label for _, _, label in sample_images(info, data, count=8)]
+
+
+def test_ctrl_c_to_the_process_group_with_dataloader_workers(tmp_path):
+    """Images over 64 px are decoded in DataLoader worker processes, which a terminal's Ctrl-C
+    reaches too: the workers leave the decision to the main process (one message), the run saves
+    after the step and the resumed run ends with the uninterrupted run's weights."""
+    data = make_image_folders(str(tmp_path / "big"), per_class=12, size=96, odd_modes=False)
+    extra = ["--img-size", "96", "--workers", "2", "--epochs", "2"]
+    straight = str(tmp_path / "straight")
+    assert run(train_cmd(data, straight, *extra)).returncode == 0
+    out = str(tmp_path / "stopped")
+    proc = subprocess.Popen(train_cmd(data, out, *extra), cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for line in proc.stdout:
+        if "batches of" in line:
+            break
+    time.sleep(0.8)
+    os.killpg(os.getpgid(proc.pid), signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert stderr.count("Ctrl-C: stopping after the current step") == 1 and "Traceback" not in stderr
+    res = run(train_cmd(data, out, *extra, "--resume", "auto"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert_same_weights(os.path.join(straight, "final_model.pdparams"), os.path.join(out, "final_model.pdparams"))
