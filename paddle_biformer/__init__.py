@@ -1,6 +1,7 @@
 """paddle-biformer: a zoo of vision transformers for PaddlePaddle, exact to the official code.
 
-Families: BiFormer (CVPR 2023, Bi-Level Routing Attention). Everything a user needs:
+Families: BiFormer (CVPR 2023, Bi-Level Routing Attention), CAS-ViT (convolutional additive
+self-attention; official classes in paddle_biformer.models.casvit). Everything a user needs:
 
     create_model(name, num_classes=..., img_size=..., pretrained=..., **official_kwargs)
     list_models(pattern)                   # every registered name, e.g. list_models("biformer*")

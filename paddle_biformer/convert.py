@@ -46,7 +46,8 @@ def convert_checkpoint(src: str, dst: str | None = None, arch: str | None = None
     num_classes = 0 if head is None else int(head.shape[-1])
     checked = False
     if arch:
-        model = create_model(arch, num_classes=num_classes)
+        overrides = family.model_overrides(state) if family.model_overrides else {}
+        model = create_model(arch, num_classes=num_classes, **overrides)
         load_pretrained(model, state, source=src)  # raises if it does not fit
         checked = True
     if dst:

@@ -58,6 +58,8 @@ def count_flops(model: nn.Layer, input_shape=(1, 3, 224, 224)) -> int:
             hooks.append(layer.register_forward_post_hook(_linear_hook))
         elif isinstance(layer, nn.Conv2D) and not getattr(layer, "counts_own_flops", False):
             hooks.append(layer.register_forward_post_hook(_conv_hook))
+        elif getattr(layer, "counts_own_flops", False):
+            continue
         elif isinstance(layer, nn.LayerNorm):
             hooks.append(layer.register_forward_post_hook(_norm_hook(5)))
         elif isinstance(layer, (nn.BatchNorm2D, nn.BatchNorm)):

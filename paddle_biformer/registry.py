@@ -33,8 +33,11 @@ class Family:
     owns_state(state) -> bool: whether a state dict (official or our names) is of this family;
     classifier_prefixes: parameter-name prefixes of the classifier (replaced for another class
     count); added_prefixes: layers a checkpoint may lack because they are added to a model that
-    was released without them (kept freshly initialised, with a warning); short_names: {'tiny': 'biformer_tiny'} accepted by the command lines;
-    paper: citation line for the README/model cards.
+    was released without them (kept freshly initialised, with a warning); short_names: {'tiny':
+    'biformer_tiny'} accepted by the command lines; paper: citation line for the README/model
+    cards; model_overrides(state) -> dict: constructor arguments a state dict (our names) needs
+    beyond its registered configuration (e.g. CAS-ViT's ``distillation=True`` for a checkpoint
+    with a distillation head; None: none).
     """
 
     name: str
@@ -46,6 +49,7 @@ class Family:
     added_prefixes: tuple = ()
     short_names: dict = field(default_factory=dict)
     paper: str = ""
+    model_overrides: Callable | None = None
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,13 @@ class _Unpickler(pickle.Unpickler):
 def _materialize(obj):
     if isinstance(obj, _LazyTensor):
         return obj.materialize()
+    if isinstance(obj, PickledObject):  # keep the stand-in (an argparse.Namespace's fields are its state)
+        state = obj.__dict__.get("state")
+        if state is not None:
+            obj.__dict__["state"] = _materialize(state)
+        for k, v in list(obj.items()):
+            dict.__setitem__(obj, k, _materialize(v))
+        return obj
     if isinstance(obj, dict):
         return type(obj)((k, _materialize(v)) for k, v in obj.items()) if isinstance(obj, collections.OrderedDict) \
             else {k: _materialize(v) for k, v in obj.items()}
