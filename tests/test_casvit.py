@@ -64,10 +64,28 @@ def path(request, monkeypatch):
     return request.param
 
 
-def assert_close(ours, ref, what, tol=TOL):
+def assert_close(ours, ref, what, tol=TOL, scale=None):
+    """max|ours - ref| <= tol * max(1, max|ref|) (or tol * scale where a scale is given)."""
+    if scale is not None:
+        err = float(np.abs(np.asarray(ours) - ref).max()) / scale
+        assert err <= tol, f"{what}: max|ours - ref| / {scale:.3g} = {err:.2e}"
+        return err
     err = rel_err(ours, ref)
     assert err <= tol, f"{what}: max|ours - ref| / max(1, max|ref|) = {err:.2e}"
     return err
+
+
+def zero_gradient_scale(key, ref, grads, mode):
+    """The scale for a gradient that is exactly zero in exact arithmetic: the bias of a
+    convolution followed by a training-mode BatchNorm (the normalisation removes any constant
+    shift). Both float32 results are then rounding noise of a sum of B*H*W terms that cancel
+    (the official one reached 5.9e-5 for casvit_xs at 32, ours 1.6e-4: neither is a value to
+    match), so it is measured against its weight's gradient, the size of those terms. None:
+    the ordinary criterion."""
+    weight = grads.get(key[:-len("bias")] + "weight") if key.endswith("bias") else None
+    if mode != "train" or weight is None or np.abs(ref).max() > 1e-5 * np.abs(weight).max():
+        return None
+    return max(1.0, float(np.abs(weight).max()))
 
 
 def to_ours(state: dict, model) -> dict:
@@ -208,7 +226,7 @@ def test_generated_model_fixtures(case, path):
     expected = unpack(a, f"{name}/grad", case["index"])
     assert expected
     for k, ref in expected.items():
-        assert_close(grads[k], ref, f"grad {k}")
+        assert_close(grads[k], ref, f"grad {k}", scale=zero_gradient_scale(k, ref, expected, case["mode"]))
     if f"{name}/after" in a.files:
         check_statistics_after(model, unpack(a, f"{name}/after", case["index"]))
     if case["features"]:
