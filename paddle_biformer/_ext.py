@@ -17,7 +17,8 @@ import paddle
 
 logger = logging.getLogger("paddle_biformer")
 _SOURCES = [os.path.join(os.path.dirname(__file__), "csrc", name)
-            for name in ("dwconv_nhwc.cc", "im2col_nhwc.cc", "permute.cc", "window_mean.cc", "casvit.cc")]
+            for name in ("dwconv_nhwc.cc", "im2col_nhwc.cc", "permute.cc", "window_mean.cc", "casvit.cc",
+                         "crossformer_ops.cc")]
 _state: dict = {}
 _NAME = "paddle_biformer_cpu"
 
@@ -96,7 +97,8 @@ def _quiet_paddle_builder():
 
 
 def cpu_kernels():
-    """The compiled kernels (dwconv_nhwc, im2col_nhwc, permute_copy, window_mean, casvit_*), or None
+    """The compiled kernels (dwconv_nhwc, im2col_nhwc, permute_copy, window_mean, casvit_*;
+    CrossFormer's bias_softmax, gelu_erf, layer_norm_lastdim), or None
     (none available, or disabled by PADDLE_BIFORMER_NO_EXT=1)."""
     if "module" in _state:
         return _state["module"]
