@@ -615,3 +615,33 @@ def test_export_to_paddle_inference_and_onnx(tmp_path):
     assert report["paddle_inference"]["max_abs_diff"] <= 1e-4
     if onnx:
         assert report["onnxruntime"]["max_abs_diff"] <= 1e-4
+
+
+def test_official_checkpoint_is_evaluated_with_its_official_preprocessing():
+    """eval.py / load_trained on an official CAS-ViT .pth (no model_info.json): the model is
+    recognised, the input is 224 with the official evaluation (timm: resize 256 bicubic, centre
+    crop 224, ImageNet mean/std), and both eval paths (folder batches, single image files) give
+    exactly augment.eval_transform's pixels, which test_augment checks against timm."""
+    from PIL import Image
+
+    from paddle_biformer import augment
+    from paddle_biformer.data import IMAGENET_MEAN, IMAGENET_STD, ImageData
+    from paddle_biformer.inference import load_trained, preprocess_image
+    from paddle_biformer.loader import BatchLoader
+
+    pth = os.path.join(SHARED, "casvit_xs_c10.pth")
+    if not os.path.isfile(pth):
+        pytest.skip(f"needs the shared fixture {pth}")
+    model, info = load_trained(pth)
+    assert (info.arch, info.img_size, info.crop_pct, info.interpolation) == ("casvit_xs", 224, 0.875, "bicubic")
+    assert np.allclose(info.mean, IMAGENET_MEAN) and np.allclose(info.std, IMAGENET_STD)
+    photos = os.path.join(FIXTURES, "augment", "photos")
+    paths = sorted(os.path.join(photos, n) for n in os.listdir(photos))
+    expected = np.stack([augment.eval_transform(Image.open(p).convert("RGB"), 224, crop_pct=0.875) for p in paths])
+    for p, e in zip(paths, expected):
+        assert np.array_equal(preprocess_image(p, info), e)
+    data = ImageData(labels=np.zeros(len(paths), np.int64), classes=["x"], paths=paths)
+    loader = BatchLoader(data, len(paths), info.img_size, train=False, crop_pct=info.crop_pct,
+                         interpolation=info.interpolation)
+    images, _ = next(iter(loader.batches(0)))
+    assert np.array_equal(np.asarray(images.numpy() if hasattr(images, "numpy") else images), expected)
