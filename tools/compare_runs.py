@@ -15,8 +15,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def read(path):
+    """The records of a metrics.jsonl; logs written before ``elapsed_minutes`` existed get it
+    from their cumulative ``epoch_seconds`` (training + validation of each epoch)."""
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        history = [json.loads(line) for line in f if line.strip()]
+    total = 0.0
+    for r in history:
+        total += r.get("epoch_seconds", 0.0)
+        r.setdefault("elapsed_minutes", total / 60)
+    return history
 
 
 def top1_within(history, minutes):
