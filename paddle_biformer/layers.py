@@ -43,15 +43,19 @@ class DropPath(nn.Layer):
         self.drop_prob = float(drop_prob)
         self.scale_by_keep = scale_by_keep
 
-    def forward(self, x):
-        if self.drop_prob == 0.0 or not self.training:
-            return x
+    def sample_mask(self, x):
+        """Per-sample keep factors (N, 1, ..., 1): 0 or 1/keep (or 1 without scale_by_keep)."""
         keep = 1.0 - self.drop_prob
         shape = [x.shape[0]] + [1] * (x.ndim - 1)
         mask = paddle.bernoulli(paddle.full(shape, keep, dtype=x.dtype))
         if keep > 0.0 and self.scale_by_keep:
             mask = mask / keep
-        return x * mask
+        return mask
+
+    def forward(self, x):
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        return x * self.sample_mask(x)
 
     def extra_repr(self):
         return f"drop_prob={self.drop_prob}"

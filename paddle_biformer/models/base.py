@@ -23,6 +23,22 @@ from ..ops import permute
 __all__ = ["ZooModel", "ChannelsLastPyramid", "torch_default_init"]
 
 
+def vit_init(model) -> None:
+    """The official initialisation of BiFormer, BiFormer-STL and CrossFormer (timm's ViT one):
+    trunc_normal(0.02) Linear weights, zero biases, unit LayerNorms; PyTorch's default
+    initialisation for the convolutions."""
+    for layer in model.sublayers():
+        if isinstance(layer, nn.Linear):
+            nn.initializer.TruncatedNormal(std=0.02)(layer.weight)
+            if layer.bias is not None:
+                nn.initializer.Constant(0.0)(layer.bias)
+        elif isinstance(layer, nn.LayerNorm):
+            nn.initializer.Constant(1.0)(layer.weight)
+            nn.initializer.Constant(0.0)(layer.bias)
+        elif isinstance(layer, nn.Conv2D):
+            torch_default_init(layer)
+
+
 def torch_default_init(layer) -> None:
     """PyTorch's default initialisation of a Conv2D / Linear (kaiming_uniform with a=sqrt(5),
     i.e. weights and biases U(+-1/sqrt(fan_in))), for families whose official code keeps it."""

@@ -19,7 +19,7 @@ from ..layers import (Attention, AttentionLePE, BatchNormNHWC, ConvNHWC, Depthwi
                       DWConv, Linear, Rearrange)
 from ..ops import permute
 from ..registry import Family, register_family, register_model
-from .base import ChannelsLastPyramid, torch_default_init
+from .base import ChannelsLastPyramid, vit_init
 
 __all__ = ["Block", "BiFormerStage", "BiFormer", "window_layout", "checkpoint_filter"]
 
@@ -211,16 +211,7 @@ class BiFormer(ChannelsLastPyramid):
     def _init_weights(self):
         """As official: trunc_normal(0.02) Linear weights, zero biases, unit LayerNorms; PyTorch
         default initialisation for convolutions."""
-        for layer in self.sublayers():
-            if isinstance(layer, nn.Linear):
-                nn.initializer.TruncatedNormal(std=0.02)(layer.weight)
-                if layer.bias is not None:
-                    nn.initializer.Constant(0.0)(layer.bias)
-            elif isinstance(layer, nn.LayerNorm):
-                nn.initializer.Constant(1.0)(layer.weight)
-                nn.initializer.Constant(0.0)(layer.bias)
-            elif isinstance(layer, nn.Conv2D):
-                torch_default_init(layer)
+        vit_init(self)
 
     def no_weight_decay(self):
         return {"pos_embed", "cls_token"}

@@ -16,7 +16,7 @@ from ..bra import BiLevelRoutingAttention
 from ..checkpoint import torch_layouts
 from ..layers import Attention, AttentionLePE, BatchNormNHWC, ConvNHWC, DropPath, Linear, Rearrange
 from ..registry import Family, register_family, register_model
-from .base import ChannelsLastPyramid, torch_default_init
+from .base import ChannelsLastPyramid, vit_init
 from .biformer import window_layout
 
 __all__ = ["BiFormerBlock", "BasicLayer", "BiFormerSTL", "LayerNorm2d"]
@@ -142,16 +142,7 @@ class BiFormerSTL(ChannelsLastPyramid):
     def _init_weights(self):
         """As official: trunc_normal(0.02) Linear weights, zero biases, unit LayerNorms;
         PyTorch's default initialisation for convolutions."""
-        for layer in self.sublayers():
-            if isinstance(layer, nn.Linear):
-                nn.initializer.TruncatedNormal(std=0.02)(layer.weight)
-                if layer.bias is not None:
-                    nn.initializer.Constant(0.0)(layer.bias)
-            elif isinstance(layer, nn.LayerNorm):
-                nn.initializer.Constant(1.0)(layer.weight)
-                nn.initializer.Constant(0.0)(layer.bias)
-            elif isinstance(layer, nn.Conv2D):
-                torch_default_init(layer)
+        vit_init(self)
 
     def reset_classifier(self, num_classes, global_pool=""):
         self.num_classes = num_classes

@@ -55,7 +55,7 @@ from .._ext import cpu_kernels
 from ..ops import _contiguous, _paddle_conv2d_nhwc, _use_cpu_kernels, add_, in_static_graph, linear, permute
 from ..runtime import num_threads
 from ..registry import Family, register_family, register_model
-from .base import ZooModel, torch_default_init
+from .base import ZooModel, vit_init
 
 __all__ = ["Mlp", "DynamicPosBias", "Attention", "CrossFormerBlock", "PatchMerging", "Stage",
            "PatchEmbed", "CrossFormer", "compute_group_size", "checkpoint_filter", "group_layout",
@@ -265,11 +265,7 @@ class DropPath(_DropPath):
     def forward(self, x):
         if self.drop_prob == 0.0 or not self.training:
             return x
-        keep = 1.0 - self.drop_prob
-        shape = [x.shape[0]] + [1] * (x.ndim - 1)
-        mask = paddle.bernoulli(paddle.full(shape, keep, dtype=x.dtype))
-        if keep > 0.0 and self.scale_by_keep:
-            mask = mask / keep
+        mask = self.sample_mask(x)
         if in_static_graph():
             return x * mask
         return _ScaleRows.apply(x, mask)
@@ -1151,16 +1147,7 @@ class CrossFormer(ZooModel):
     def _init_weights(self):
         """As official: trunc_normal(0.02) Linear weights, zero biases, unit LayerNorms; PyTorch's
         default initialisation for the convolutions."""
-        for layer in self.sublayers():
-            if isinstance(layer, nn.Linear):
-                nn.initializer.TruncatedNormal(std=0.02)(layer.weight)
-                if layer.bias is not None:
-                    nn.initializer.Constant(0.0)(layer.bias)
-            elif isinstance(layer, nn.LayerNorm):
-                nn.initializer.Constant(1.0)(layer.weight)
-                nn.initializer.Constant(0.0)(layer.bias)
-            elif isinstance(layer, nn.Conv2D):
-                torch_default_init(layer)
+        vit_init(self)
 
     def no_weight_decay(self):
         return {"absolute_pos_embed"}
