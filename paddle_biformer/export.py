@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 import warnings
 
 import numpy as np
@@ -34,13 +35,22 @@ import paddle
 from .runtime import num_threads
 
 __all__ = ["export_model", "export_static", "export_onnx", "paddle_inference_runner", "onnx_runner",
-           "ExportCheckError", "MissingExtraError", "main"]
+           "ExportError", "ExportCheckError", "MissingExtraError", "main"]
 
 DEFAULT_TOLERANCE = 1e-4
 INPUT_NAME = "image"
 
 
-class ExportCheckError(RuntimeError):
+class ExportError(RuntimeError):
+    """Tracing, converting or running the exported model failed. The message is one line; the
+    full error and what the native code printed are in ``log`` (a file in the output folder)."""
+
+    def __init__(self, message: str, log: str | None = None):
+        super().__init__(message + (f" (details: {log})" if log else ""))
+        self.log = log
+
+
+class ExportCheckError(ExportError):
     """An exported model whose outputs differ from the dynamic-graph model beyond tolerance."""
 
 
@@ -59,10 +69,14 @@ def _require(module: str):
             "`pip install 'paddle2onnx<2' onnxruntime`)") from None
 
 
+_keep_native_log = False  # True inside export_model: the log goes to a file, not the terminal
+
+
 @contextlib.contextmanager
 def _quiet_native_output(enabled: bool = True):
     """Silence what Paddle Inference / paddle2onnx's C++ code prints (pass logs) during the
-    block; on an exception the captured text is shown, so nothing useful is lost."""
+    block; on an exception the captured text is kept on it as ``native_log`` (export_model
+    writes it to a log file; the other callers show it), so nothing useful is lost."""
     if not enabled:
         yield
         return
@@ -74,11 +88,15 @@ def _quiet_native_output(enabled: bool = True):
         os.dup2(log.fileno(), 2)
         try:
             yield
-        except BaseException:
+        except BaseException as e:
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             log.seek(0)
-            sys.stderr.write(log.read().decode(errors="replace")[-20000:])
+            text = log.read().decode(errors="replace")[-20000:]
+            if _keep_native_log:
+                e.native_log = getattr(e, "native_log", "") + text
+            else:
+                sys.stderr.write(text)
             raise
         finally:
             sys.stdout.flush()
@@ -87,6 +105,36 @@ def _quiet_native_output(enabled: bool = True):
             os.dup2(saved[1], 2)
             for fd in saved:
                 os.close(fd)
+
+
+def _first_line(error: BaseException) -> str:
+    """The line of an exception's message worth showing (Paddle's own messages open with a C++
+    traceback and put the error after 'Error Message Summary')."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip() and not set(line.strip()) <= set("-=")]
+    for i, line in enumerate(lines):
+        if line.startswith("Error Message Summary") and i + 1 < len(lines):
+            return lines[i + 1][:300]
+    return (lines[0] if lines else type(error).__name__)[:300]
+
+
+@contextlib.contextmanager
+def _stage(what: str, output_dir: str, hint: str = ""):
+    """Turn an unexpected failure of ``what`` into a one-line ExportError; the traceback and
+    what the native code printed go to ``output_dir``/export_error.log."""
+    global _keep_native_log
+    saved, _keep_native_log = _keep_native_log, True
+    try:
+        yield
+    except (ExportError, ImportError):
+        raise
+    except Exception as e:
+        log = os.path.join(output_dir, "export_error.log")
+        with open(log, "w") as f:
+            f.write(traceback.format_exc())
+            f.write("\n--- native output ---\n" + getattr(e, "native_log", ""))
+        raise ExportError(f"{what} failed: {type(e).__name__}: {_first_line(e)}{hint}", log) from None
+    finally:
+        _keep_native_log = saved
 
 
 class _Exported(paddle.nn.Layer):
@@ -152,7 +200,7 @@ def export_onnx(model_file: str, params_file: str, onnx_file: str, opset: int = 
         p2o.export(model_file, params_file, onnx_file, **kwargs)
     if not os.path.isfile(onnx_file):  # paddle2onnx logs its errors instead of raising them
         raise RuntimeError(f"paddle2onnx {getattr(p2o, '__version__', '?')} could not convert "
-                           f"{model_file} (its log is above)")
+                           f"{model_file}")
     return onnx_file
 
 
@@ -257,6 +305,8 @@ def export_model(model: paddle.nn.Layer, output_dir: str, img_size: int, batch_s
     # fail before the slow part if the extras are missing
     p2o = _require("paddle2onnx") if onnx else None
     ort = _require("onnxruntime") if onnx and check else None
+    if hasattr(model, "check_input_size"):  # a size the model cannot take: the user's error
+        model.check_input_size(img_size, img_size)
     os.makedirs(output_dir, exist_ok=True)
     in_chans = getattr(model, "in_chans", 3)
     report = {"img_size": img_size, "batch_size": batch_size or "dynamic", "tolerance": tol,
@@ -273,25 +323,30 @@ def export_model(model: paddle.nn.Layer, output_dir: str, img_size: int, batch_s
         device = paddle.get_device()
         model.to(device="cpu")
         report["reference_device"] = "cpu (the model is moved back to " + device + ")"
+    without_onnx = "; the export without --onnx (Paddle Inference) does not need this step"
     try:
         start = time.perf_counter()
-        model_file, params_file = export_static(model, os.path.join(tmp, name), img_size, batch_size, in_chans)
+        with _stage("tracing the model to a static graph", output_dir):
+            model_file, params_file = export_static(model, os.path.join(tmp, name), img_size, batch_size, in_chans)
         report["export_seconds"] = round(time.perf_counter() - start, 2)
         produced = [model_file, params_file]
         references = [_reference(model, images) for images in batches] if check else []
         if check:
-            report["paddle_inference"] = _check("Paddle Inference", paddle_inference_runner(model_file, params_file),
-                                                batches, references, tol)
+            with _stage("running the exported model in Paddle Inference", output_dir):
+                report["paddle_inference"] = _check("Paddle Inference", paddle_inference_runner(model_file, params_file),
+                                                    batches, references, tol)
         if onnx:
             start = time.perf_counter()
-            onnx_file = export_onnx(model_file, params_file, os.path.join(tmp, name + ".onnx"), opset)
+            with _stage("converting to ONNX (paddle2onnx)", output_dir, without_onnx):
+                onnx_file = export_onnx(model_file, params_file, os.path.join(tmp, name + ".onnx"), opset)
             report["onnx_seconds"] = round(time.perf_counter() - start, 2)
             report["paddle2onnx"] = getattr(p2o, "__version__", "?")
             report["opset"] = opset
             produced.append(onnx_file)
             if check:
                 report["onnxruntime_version"] = ort.__version__
-                report["onnxruntime"] = _check("ONNX Runtime", onnx_runner(onnx_file), batches, references, tol)
+                with _stage("running the ONNX model in ONNX Runtime", output_dir, without_onnx):
+                    report["onnxruntime"] = _check("ONNX Runtime", onnx_runner(onnx_file), batches, references, tol)
         meta = {**(info or {}), "input": {"name": INPUT_NAME, "shape": [batch_size or -1, in_chans, img_size, img_size],
                                           "dtype": "float32", "layout": "NCHW",
                                           "preprocess": "RGB / 255, minus mean, divided by std"},
@@ -354,7 +409,7 @@ def main(argv=None) -> int:
         report = export_model(model, args.output, info.img_size, args.batch_size, onnx=args.onnx,
                               opset=args.opset, check=not args.no_check, tol=args.tol,
                               info={**info.to_dict(), "weights": os.path.abspath(args.weights)})
-    except ExportCheckError as e:
+    except ExportError as e:  # a failed check, or a step that failed: one line, details in e.log
         print(f"error: {e}", file=sys.stderr)
         return 1
     except (FileNotFoundError, PermissionError, ValueError, ImportError, CheckpointError,

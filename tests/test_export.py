@@ -145,6 +145,28 @@ def test_a_wrong_export_fails_loudly(exported, trained):
     _check("Paddle Inference", paddle_inference_runner(*_files(out)), batches, [_reference(model, batches[0])], TOL)
 
 
+def test_a_runtime_failure_is_one_line_with_a_log(tmp_path, trained, monkeypatch, capsys):
+    """A runtime that cannot load the exported model (as ONNX Runtime refused a graph once): the
+    command line prints one line naming the step and the error, the details go to a log file, and
+    nothing half-exported is left in the output folder."""
+    import paddle_biformer.export as export
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("\n\n----------------------\nC++ Traceback (most recent call last):\n  0 foo\n\n"
+                           "----------------------\nError Message Summary:\n----------------------\n"
+                           "InvalidArgumentError: Unexpected axis value: 1 (at unsqueeze)\n")
+
+    monkeypatch.setattr(export, "paddle_inference_runner", refuse)
+    out = tmp_path / "out"
+    assert export.main(["--weights", trained, "--output", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "Paddle Inference failed: RuntimeError: InvalidArgumentError: Unexpected axis value" in err, err
+    log = out / "export_error.log"
+    assert str(log) in err and "C++ Traceback" in log.read_text()
+    assert sorted(os.listdir(out)) == ["export_error.log"]
+
+
 def test_missing_onnx_packages_say_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "paddle2onnx", None)  # import fails
     model = create_model("tiny", num_classes=2, img_size=32)

@@ -581,7 +581,9 @@ class Attention(nn.Layer):
             # paddle2onnx read constant tensors of the graph unreliably (random ONNX outputs), and
             # Paddle Inference's constant folding failed on the MLP of a constant input
             ch, cw = paddle.meshgrid(paddle.arange(gh, dtype=dtype), paddle.arange(gw, dtype=dtype))
-            coords = paddle.stack([ch.flatten(), cw.flatten()], axis=1)  # (N, 2)
+            # (explicit reshapes, not flatten + stack: paddle2onnx made a 0-d tensor of a 1x1
+            # group's flattened coordinates, which ONNX Runtime refused)
+            coords = paddle.concat([ch.reshape([n, 1]), cw.reshape([n, 1])], axis=1)  # (N, 2)
             pairs = (coords.unsqueeze(1) - coords.unsqueeze(0)).reshape([n * n, 2])
             return self.pos(pairs).reshape([n, n, self.num_heads]).transpose([2, 0, 1])
         biases, index = relative_position_tables(gh, gw)
