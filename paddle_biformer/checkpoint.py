@@ -185,7 +185,7 @@ def mismatch_message(source: str, missing, unexpected, mismatched) -> str:
 
 
 def load_state_dict(model: paddle.nn.Layer, state: dict, source: str = "state dict",
-                    classifier_prefixes=("head.",), added_prefixes=()) -> dict:
+                    classifier_prefixes=("head.",), added_prefixes=(), new_classifier: bool = False) -> dict:
     """Load ``state`` (arrays in our naming) into ``model``.
 
     Differences confined to the classifier (names starting with ``classifier_prefixes``:
@@ -193,10 +193,17 @@ def load_state_dict(model: paddle.nn.Layer, state: dict, source: str = "state di
     with a warning; so do layers under ``added_prefixes`` that the checkpoint lacks (blocks added
     to a released architecture). Anything else raises :class:`CheckpointMismatchError` listing
     missing and unexpected names and shape mismatches. Returns {'skipped': [...], 'added': [...],
-    'source': ...}.
+    'source': ...}. With ``new_classifier`` the checkpoint's classifier is not loaded even where
+    it fits (weights trained on other classes).
     """
     state = _to_numpy(state)
     model_state = model.state_dict()
+    fresh = []
+    if new_classifier:
+        prefixes = tuple(classifier_prefixes)
+        fresh = sorted(k for k in model_state if k.startswith(prefixes))
+        state = {**{k: v for k, v in state.items() if not k.startswith(prefixes)},
+                 **{k: model_state[k].numpy() for k in fresh}}
     missing, unexpected, mismatched = describe_mismatch(model_state, state)
     added = sorted(k for k in missing if added_prefixes and k.startswith(tuple(added_prefixes)))
     if added:
@@ -218,4 +225,4 @@ def load_state_dict(model: paddle.nn.Layer, state: dict, source: str = "state di
         state.update({k: model_state[k].numpy() for k in skipped if k in model_state})
     # keep each array's dtype as the model's (e.g. float16 checkpoints into float32 models)
     model.set_state_dict({k: v.astype(model_state[k].numpy().dtype, copy=False) for k, v in state.items()})
-    return {"skipped": skipped, "added": added, "source": source}
+    return {"skipped": sorted(set(skipped) | set(fresh)), "added": added, "source": source}

@@ -28,6 +28,7 @@ from .checkpoint import atomic_save, portable_optimizer_state, read_paddle_file,
 from .config import RECIPES, ConfigError, TrainConfig
 from .data import DataError, load_cifar10, load_image_folders, materialize, rng_for, verify_images
 from .factory import create_model, load_pretrained
+from .inference import read_model_info
 from .info import ModelInfo
 from .loader import BatchLoader, recipe_for
 from .mixup import MixupCutmix, smooth_one_hot, soft_cross_entropy
@@ -185,7 +186,7 @@ class Trainer:
         elif config.mean_std == "auto":
             self.info.mean, self.info.std = training_mean_std(self.train_data, self.main)
         if config.pretrained:
-            load_pretrained(self.model, config.pretrained)
+            self._load_pretrained(config.pretrained)
         transform = train_transform_for(config, self.info.mean, self.info.std)
         self.train_loader = BatchLoader(self.train_data, config.batch_size, config.img_size, True,
                                         config.seed, config.workers, self.rank, self.world,
@@ -228,6 +229,17 @@ class Trainer:
         self.best = -1.0
         self.history = []
         self.estimate_printed = False
+
+    def _load_pretrained(self, weights: str) -> None:
+        """--pretrained: the backbone always; the classifier only where it fits and the weights
+        were not trained on other classes (model_info.json beside our own weights says which)."""
+        trained_on = read_model_info(weights)
+        other_classes = trained_on is not None and list(trained_on.classes) != list(self.classes)
+        load_pretrained(self.model, weights, new_classifier=other_classes)
+        if other_classes and self.main:
+            shown = ", ".join(trained_on.classes[:4]) + (", ..." if len(trained_on.classes) > 4 else "")
+            print(f"note: {weights} was trained on other classes ({shown}): its backbone is loaded, "
+                  "the classifier starts fresh", flush=True)
 
     # -- state
     def checkpoint_state(self) -> dict:

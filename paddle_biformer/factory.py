@@ -96,11 +96,13 @@ def _family_of(model) -> registry.Family | None:
     return registry.get_family(name) if name else None
 
 
-def load_pretrained(model: paddle.nn.Layer, weights, ema: bool = False, source: str | None = None) -> dict:
+def load_pretrained(model: paddle.nn.Layer, weights, ema: bool = False, source: str | None = None,
+                    new_classifier: bool = False) -> dict:
     """Load ``weights`` (a path, a :class:`WeightsFile`, or a state dict of arrays in our
-    naming) into ``model``. The classifier is replaced when its size differs (warning); any
-    other difference raises :class:`CheckpointMismatchError`, naming the registered model the
-    file looks like. Returns {'skipped': [...], 'source': ...}."""
+    naming) into ``model``. The classifier is replaced when its size differs (warning), or
+    always with ``new_classifier`` (weights trained on other classes); any other difference
+    raises :class:`CheckpointMismatchError`, naming the registered model the file looks like.
+    Returns {'skipped': [...], 'source': ...}."""
     family = _family_of(model)
     here = getattr(model, "arch", None)
     if isinstance(weights, str):
@@ -115,7 +117,8 @@ def load_pretrained(model: paddle.nn.Layer, weights, ema: bool = False, source: 
         state, source = weights, source or "state dict"
     prefixes = family.classifier_prefixes if family else ("head.",)
     try:
-        return load_state_dict(model, state, source, prefixes, family.added_prefixes if family else ())
+        return load_state_dict(model, state, source, prefixes, family.added_prefixes if family else (),
+                               new_classifier=new_classifier)
     except CheckpointMismatchError as e:
         raise CheckpointMismatchError(f"{e}{_looks_like(state, 'paddle', here)}") from None
 

@@ -1,0 +1,72 @@
+"""--recipe finetune from weights trained here: the backbone is loaded, the classifier starts
+fresh when the weights were trained on other classes (kept for the same classes), and the
+frozen warm start leaves the backbone, BatchNorm statistics included, exactly as loaded."""
+import numpy as np
+import pytest
+from datagen import make_image_folders
+
+from paddle_biformer.checkpoint import read_paddle_file
+from paddle_biformer.config import TrainConfig
+from paddle_biformer.engine import Trainer, fit
+
+SMALL = {"layers": [1, 1, 1, 1], "embed_dims": [16, 24, 32, 48]}  # casvit_xs, BatchNorm included
+HEAD = ("head.", "dist_head.")
+
+
+def _finetune(data, output, pretrained, **overrides):
+    values = dict(arch="casvit_xs", img_size=32, model_kwargs=SMALL, epochs=1, batch_size=8,
+                  data_path=data, output=output, workers=0, seed=0, pretrained=pretrained)
+    values.update(overrides)
+    return TrainConfig.from_recipe("finetune", **values)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """(root, best_model.pdparams of one epoch on the classes ant/bee/cow)."""
+    root = tmp_path_factory.mktemp("finetune")
+    data = make_image_folders(str(root / "abc"), per_class=8, classes=["ant", "bee", "cow"])
+    fit(TrainConfig(arch="casvit_xs", img_size=32, model_kwargs=SMALL, epochs=1, batch_size=8, optimizer="adamw",
+                    lr=2e-3, mixup=0.0, data_path=data, output=str(root / "src"), workers=0, seed=0))
+    return root, str(root / "src" / "best_model.pdparams")
+
+
+def _state(path):
+    return {k: np.asarray(v) for k, v in read_paddle_file(path).items()}
+
+
+def test_other_classes_get_a_fresh_classifier_and_a_frozen_backbone_stays_loaded(source, capsys):
+    root, weights = source
+    data = make_image_folders(str(root / "def"), per_class=8, classes=["dog", "elk", "fox"], seed=1)
+    fit(_finetune(data, str(root / "ft"), weights, freeze_epochs=1))  # the whole run frozen
+    assert "trained on other classes (ant, bee, cow)" in capsys.readouterr().out
+    before, after = _state(weights), _state(str(root / "ft" / "final_model.pdparams"))
+    assert before.keys() == after.keys()
+    backbone = [k for k in before if not k.startswith(HEAD)]
+    assert any(k.endswith("_mean") for k in backbone)
+    for k in backbone:  # weights and BatchNorm statistics, bit for bit
+        assert np.array_equal(before[k], after[k]), k
+    assert not np.array_equal(before["head.weight"], after["head.weight"])
+
+    # a fresh classifier, not the source's: the untrained model's head differs from the source's
+    trainer = Trainer(_finetune(data, str(root / "ft2"), weights))
+    fresh = trainer.model.state_dict()
+    assert not np.allclose(fresh["head.weight"].numpy(), before["head.weight"])
+    assert np.array_equal(fresh[backbone[0]].numpy(), before[backbone[0]])
+
+
+def test_the_same_classes_keep_the_classifier(source):
+    root, weights = source
+    data = make_image_folders(str(root / "abc2"), per_class=8, classes=["ant", "bee", "cow"], seed=2)
+    trainer = Trainer(_finetune(data, str(root / "same"), weights))
+    loaded, before = trainer.model.state_dict(), _state(weights)
+    for k in before:
+        assert np.array_equal(loaded[k].numpy(), before[k]), k
+
+
+def test_finetuning_after_the_warm_start_trains_the_backbone(source):
+    root, weights = source
+    data = make_image_folders(str(root / "ghi"), per_class=8, classes=["gnu", "hen", "ibis"], seed=3)
+    fit(_finetune(data, str(root / "ft3"), weights, epochs=2, freeze_epochs=1))
+    before, after = _state(weights), _state(str(root / "ft3" / "final_model.pdparams"))
+    changed = [k for k in before if not k.startswith(HEAD) and not np.array_equal(before[k], after[k])]
+    assert len(changed) > len(before) // 2
