@@ -16,6 +16,18 @@ import paddle  # noqa: E402
 configure_cpu()
 
 
+def _importable(module) -> bool:
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
+
+
+# the export extras (python install.py --export): ONNX export is tested where they are installed
+HAS_ONNX = all(_importable(m) for m in ("paddle2onnx", "onnxruntime", "onnx"))
+
+
 def rel_err(ours, ref) -> float:
     """max |ours - ref| / max(1, max |ref|): the project's parity measure (must be <= 1e-4)."""
     ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)

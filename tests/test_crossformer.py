@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import paddle
 import pytest
-from conftest import FIXTURES, ROOT, rel_err
+from conftest import FIXTURES, HAS_ONNX, ROOT, rel_err
 
 import paddle_biformer.models.crossformer as cf
 from paddle_biformer import _ext, count_flops, count_params, create_model, list_models, load_pretrained
@@ -479,14 +479,6 @@ def test_features_only_and_reset_classifier():
 
 
 # ----------------------------------------------------------------------------- export
-def _has(module):
-    try:
-        __import__(module)
-        return True
-    except ImportError:
-        return False
-
-
 @pytest.mark.parametrize("arch", ["crossformer_tiny", "crossformer_pp_small"])
 def test_export_static_and_onnx_check_themselves(tmp_path, arch):
     """paddle.jit.to_static export (Paddle Inference, and ONNX when paddle2onnx is installed) of
@@ -495,7 +487,7 @@ def test_export_static_and_onnx_check_themselves(tmp_path, arch):
     from paddle_biformer.export import export_model
 
     model = create_model(arch, num_classes=10, img_size=64)
-    onnx = _has("paddle2onnx") and _has("onnxruntime")
+    onnx = HAS_ONNX
     report = export_model(model, str(tmp_path), img_size=64, onnx=onnx)
     assert report["paddle_inference"]["max_abs_diff"] <= TOL
     if onnx:

@@ -9,7 +9,7 @@ import numpy as np
 import paddle
 import pytest
 
-from conftest import ROOT
+from conftest import HAS_ONNX, ROOT
 from datagen import make_image_folders
 from paddle_biformer import create_model
 from paddle_biformer.engine import TrainConfig, fit
@@ -20,15 +20,6 @@ from paddle_biformer.inference import load_trained
 TOL = 1e-4
 
 
-def _has(module):
-    try:
-        __import__(module)
-        return True
-    except ImportError:
-        return False
-
-
-HAS_ONNX = _has("paddle2onnx") and _has("onnxruntime") and _has("onnx")
 needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="paddle2onnx/onnxruntime not installed "
                                                      "(python install.py --export)")
 

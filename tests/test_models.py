@@ -136,3 +136,19 @@ def test_reset_classifier_and_feature_extraction():
     assert [f.shape for f in feats] == [[2, 64, 8, 8], [2, 128, 4, 4], [2, 256, 2, 2], [2, 512, 1, 1]]
     model.reset_classifier(0)
     assert model(x).shape == [2, 512]
+
+
+@pytest.mark.parametrize("arch", ["biformer_tiny", "biformer_stl", "casvit_xs", "crossformer_tiny", "resnet18_bra"])
+def test_reset_classifier_of_every_family_is_fresh_and_timm_initialised(arch):
+    """One rule for all: a new Linear for the new class count, trunc_normal(0.02) weights and
+    zero bias (timm's), and no classifier for 0 classes."""
+    model = create_model(arch, num_classes=5, img_size=64)
+    old = model.get_classifier()
+    model.reset_classifier(300)
+    head = model.get_classifier()
+    assert head is not old and model.num_classes == 300
+    w, b = head.weight.numpy(), head.bias.numpy()
+    assert w.shape[1] == 300 and 0.017 < w.std() < 0.023 and np.abs(w).max() <= 2.0
+    assert not b.any()
+    model.reset_classifier(0)
+    assert isinstance(model.get_classifier(), paddle.nn.Identity) and model.num_classes == 0

@@ -9,7 +9,7 @@ its family:
   strides (``[{'num_chs': 64, 'reduction': 4, 'module': 'stages.0'}, ...]``);
 * ``forward_features(x)``: the normalised last map (N, C, h, w); ``forward_head(map)``;
 * ``check_input_size(h, w)``: a ValueError naming the fix for a size the model cannot take;
-* ``reset_classifier(n)``, ``get_classifier()``, ``no_weight_decay()``;
+* ``reset_classifier(n)`` (through ``_make_head(n)``), ``get_classifier()``, ``no_weight_decay()``;
 * ``info_extras()``: family-specific facts saved in model_info.json (e.g. BiFormer's windows).
 """
 from __future__ import annotations
@@ -20,7 +20,15 @@ import paddle.nn as nn
 
 from ..ops import permute
 
-__all__ = ["ZooModel", "ChannelsLastPyramid", "torch_default_init"]
+__all__ = ["ZooModel", "ChannelsLastPyramid", "torch_default_init", "init_classifier"]
+
+
+def init_classifier(head) -> None:
+    """A new classifier as the official models initialise theirs (timm's): trunc_normal(0.02)
+    weights, zero bias; nothing for an Identity (no classes)."""
+    if isinstance(head, nn.Linear):
+        nn.initializer.TruncatedNormal(std=0.02)(head.weight)
+        nn.initializer.Constant(0.0)(head.bias)
 
 
 def vit_init(model) -> None:
@@ -105,6 +113,16 @@ class ZooModel(nn.Layer):
 
     def get_classifier(self):
         return self.head
+
+    def reset_classifier(self, num_classes, global_pool=""):
+        """Replace the classifier with a freshly initialised one for ``num_classes`` (0: none)."""
+        self.num_classes = num_classes
+        self.head = self._make_head(num_classes)
+        init_classifier(self.head)
+
+    def _make_head(self, num_classes):
+        """The classifier layer of this family for ``num_classes`` (Identity for 0)."""
+        raise NotImplementedError
 
 
 class ChannelsLastPyramid(ZooModel):

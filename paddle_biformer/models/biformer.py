@@ -219,14 +219,6 @@ class BiFormer(ChannelsLastPyramid):
     def get_classifier(self):
         return self.head
 
-    def reset_classifier(self, num_classes, global_pool=""):
-        """Replace the classifier with a freshly initialised one for ``num_classes``."""
-        self.num_classes = num_classes
-        self.head = self._make_head(num_classes)
-        if num_classes > 0:
-            nn.initializer.TruncatedNormal(std=0.02)(self.head.weight)
-            nn.initializer.Constant(0.0)(self.head.bias)
-
     def check_input_size(self, h: int, w: int) -> None:
         """Raise a ValueError naming the fix if an h x w image cannot pass through the model."""
         if self.auto_pad:

@@ -134,7 +134,7 @@ class BiFormerSTL(ChannelsLastPyramid):
         self.norm = _norm_class(pre_head_norm_layer or norm_layer)(embed_dim[-1])
         self.pre_logits = nn.Identity()
         self.head_drop = nn.Dropout(drop_rate)
-        self.head = Linear(embed_dim[-1], num_classes) if num_classes > 0 else nn.Identity()
+        self.head = self._make_head(num_classes)
         self.feature_info = [{"num_chs": embed_dim[i], "reduction": 4 * 2 ** i, "module": f"stages.{i}"}
                              for i in range(4)]
         self._init_weights()
@@ -144,12 +144,8 @@ class BiFormerSTL(ChannelsLastPyramid):
         PyTorch's default initialisation for convolutions."""
         vit_init(self)
 
-    def reset_classifier(self, num_classes, global_pool=""):
-        self.num_classes = num_classes
-        self.head = Linear(self.embed_dim[-1], num_classes) if num_classes > 0 else nn.Identity()
-        if num_classes > 0:
-            nn.initializer.TruncatedNormal(std=0.02)(self.head.weight)
-            nn.initializer.Constant(0.0)(self.head.bias)
+    def _make_head(self, num_classes):
+        return Linear(self.embed_dim[-1], num_classes) if num_classes > 0 else nn.Identity()
 
     def no_weight_decay(self):
         return {"pos_embed", "cls_token"}

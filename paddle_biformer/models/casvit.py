@@ -52,7 +52,7 @@ from ..layers import DropPath, Linear
 from ..ops import add_, conv2d_nhwc, permute
 from ..registry import Family, register_family, register_model
 from . import _casvit_kernels as K
-from .base import ZooModel, torch_default_init
+from .base import ZooModel, init_classifier, torch_default_init
 
 __all__ = ["BatchNorm2d", "stem", "Embedding", "Mlp", "SpatialOperation", "ChannelOperation",
            "LocalIntegration", "AdditiveTokenMixer", "AdditiveBlock", "Stage", "RCViT",
@@ -544,10 +544,9 @@ class RCViT(ZooModel):
         self.head = self._make_head(num_classes)
         if self.dist:
             self.dist_head = self._make_head(num_classes)
-        for head in (self.head, getattr(self, "dist_head", None)):
-            if isinstance(head, nn.Linear):
-                nn.initializer.TruncatedNormal(std=0.02)(head.weight)
-                nn.initializer.Constant(0.0)(head.bias)
+        init_classifier(self.head)
+        if self.dist:
+            init_classifier(self.dist_head)
 
     def set_distilled_training(self, enable: bool = True):
         """With a distillation head: in training mode return the official pair (head, dist_head)

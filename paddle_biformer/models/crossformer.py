@@ -1157,14 +1157,6 @@ class CrossFormer(ZooModel):
     def no_weight_decay_keywords(self):
         return {"relative_position_bias_table"}
 
-    def reset_classifier(self, num_classes, global_pool=""):
-        """Replace the classifier with a freshly initialised one for ``num_classes``."""
-        self.num_classes = num_classes
-        self.head = self._make_head(num_classes)
-        if num_classes > 0:
-            nn.initializer.TruncatedNormal(std=0.02)(self.head.weight)
-            nn.initializer.Constant(0.0)(self.head.bias)
-
     # -- caches of the DPB tables (eval mode)
     def clear_cache(self):
         """Forget the position-bias tables kept for inference (after changing weights in place)."""

@@ -60,7 +60,7 @@ class ResNetBRA(ZooModel):
         self.bra = nn.LayerDict({str(s): BRABlock2d(widths[s], drop_path=drop_path_rate, **options)
                                  for s in self.bra_stages})
         self.num_features = widths[-1]
-        self.head = Linear(widths[-1], num_classes) if num_classes > 0 else nn.Identity()
+        self.head = self._make_head(num_classes)
         stride0 = 1 if small_input else 4
         self.feature_info = [{"num_chs": widths[i], "reduction": stride0 * 2 ** i, "module": f"layer{i + 1}"}
                              for i in range(4)]
@@ -89,9 +89,8 @@ class ResNetBRA(ZooModel):
             raise ValueError(f"Input {h}x{w} is too small for this ResNet (at least {least}x{least}"
                              f"{'' if self.small_input else '; build it with img_size <= 64 for the small-image stem'})")
 
-    def reset_classifier(self, num_classes, global_pool=""):
-        self.num_classes = num_classes
-        self.head = Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+    def _make_head(self, num_classes):
+        return Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def info_extras(self) -> dict:
         return {"bra_stages": self.bra_stages, "small_input": self.small_input}
