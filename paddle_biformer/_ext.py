@@ -19,13 +19,14 @@ logger = logging.getLogger("paddle_biformer")
 _SOURCES = [os.path.join(os.path.dirname(__file__), "csrc", name)
             for name in ("dwconv_nhwc.cc", "im2col_nhwc.cc", "permute.cc", "window_mean.cc", "casvit.cc",
                          "crossformer_ops.cc")]
+_HEADERS = [os.path.join(os.path.dirname(__file__), "csrc", "erfc.h")]  # included by the sources
 _state: dict = {}
 _NAME = "paddle_biformer_cpu"
 
 
 def _build_dir() -> str:
     digest = hashlib.sha1()
-    for src in _SOURCES:
+    for src in _SOURCES + _HEADERS:
         with open(src, "rb") as f:
             digest.update(f.read())
     digest.update(paddle.__version__.encode())

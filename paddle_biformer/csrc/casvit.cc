@@ -31,6 +31,7 @@
 #include <cstring>
 #include <vector>
 
+#include "erfc.h"
 #include "paddle/extension.h"
 
 namespace {
@@ -64,16 +65,7 @@ inline float FastExp(float x) {
 inline float NormCdf(float x) {
   const float a = std::fabs(x) * 0.70710678118654752f;
   const float t = 1.0f / (1.0f + 0.5f * a);
-  float p = 0.17087277f;
-  p = p * t - 0.82215223f;
-  p = p * t + 1.48851587f;
-  p = p * t - 1.13520398f;
-  p = p * t + 0.27886807f;
-  p = p * t - 0.18628806f;
-  p = p * t + 0.09678418f;
-  p = p * t + 0.37409196f;
-  p = p * t + 1.00002368f;
-  p = p * t - 1.26551223f;
+  const float p = paddle_biformer::ErfccExponent(t);
   const float q = 0.5f * t * FastExp(p - a * a);
   return x >= 0.0f ? 1.0f - q : q;
 }

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <vector>
 
+#include "erfc.h"
 #include "paddle/extension.h"
 
 namespace {
@@ -54,16 +55,7 @@ inline float ExpNonPositive(float x) {
 inline float ErfcAbs(float z) {
   const float a = std::fabs(z);
   const float t = 1.0f / (1.0f + 0.5f * a);
-  float p = 0.17087277f;
-  p = p * t - 0.82215223f;
-  p = p * t + 1.48851587f;
-  p = p * t - 1.13520398f;
-  p = p * t + 0.27886807f;
-  p = p * t - 0.18628806f;
-  p = p * t + 0.09678418f;
-  p = p * t + 0.37409196f;
-  p = p * t + 1.00002368f;
-  p = p * t - 1.26551223f;
+  const float p = paddle_biformer::ErfccExponent(t);
   return t * ExpNonPositive(-a * a + p);
 }
 
