@@ -133,7 +133,8 @@ class TrainConfig:
     no_wd_norm_bias: bool = opt(False, "no weight decay on biases, norm weights and other 1-D parameters (timm)")
     ema_warmup: bool = opt(True, "ramp the EMA decay up over the first steps (off: timm's ModelEma)")
     freeze_epochs: float = opt(0.0, "train only the classifier for the first N epochs (the backbone frozen, "
-                               "its BatchNorm statistics too): a warm start for fine-tuning", low=0.0)
+                               "its BatchNorm statistics too), at the peak learning rate: a warm start for "
+                               "fine-tuning; the warmup and cosine follow (per-step schedule)", low=0.0)
     seed: int = opt(42, "random seed (data order, augmentation, initialisation)", low=0)
     # output
     output: str = opt(os.path.join("work", "model"), "run folder")
@@ -196,8 +197,8 @@ RECIPES = {
                        ema=True, ema_decay=0.99996, ema_warmup=False, drop_path=0.1)},
     "finetune": {
         "about": "fine-tuning ImageNet (or your own) weights given with --pretrained on your folders at 224: "
-                 "AdamW 1e-4 (batch 32), 1 warmup epoch from 1e-6 with the backbone frozen (a warm start of "
-                 "the new classifier), cosine to 1e-6 over 30 epochs, weight decay 0.05 (none on "
+                 "AdamW 1e-4 (batch 32), 1 epoch with the backbone frozen (a warm start of the new classifier "
+                 "at 1e-4), then 1 warmup epoch from 1e-6 and cosine to 1e-6 over 30 epochs, weight decay 0.05 (none on "
                  "biases/norms), label smoothing 0.1, the official augmentations made milder for small "
                  "data (RandAugment rand-m7-mstd0.5, RandomErasing 0.1, no Mixup/CutMix), drop path 0.1, "
                  "the official evaluation resize",

@@ -204,9 +204,12 @@ class Trainer:
             self.scheduler = EpochCosine(self.lr, steps_per_epoch, config.epochs, config.warmup_epochs,
                                          config.min_lr, config.warmup_lr)
         else:
+            # a frozen backbone's epochs train the new classifier at the peak rate; the warmup
+            # and the cosine start when the backbone thaws
             self.scheduler = WarmupCosine(self.lr, steps_per_epoch * config.epochs,
                                           int(config.warmup_epochs * steps_per_epoch), config.min_lr,
-                                          config.warmup_lr)
+                                          config.warmup_lr,
+                                          hold_steps=int(round(config.freeze_epochs * steps_per_epoch)))
         self.optimizer = build_optimizer(config.optimizer, self.model, self.scheduler,
                                          config.weight_decay, config.clip_grad, config.no_wd_norm_bias)
         self.ema = ModelEMA(self.model, config.ema_decay, config.ema_warmup) if config.ema else None

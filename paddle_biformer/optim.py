@@ -13,19 +13,22 @@ class WarmupCosine(paddle.optimizer.lr.LRScheduler):
     """Linear warmup from ``warmup_start_lr`` over ``warmup_steps``, then cosine decay to
     ``min_lr`` at ``total_steps``; stepped once per iteration. ``state_dict`` makes it
     resumable; ``total_steps`` may be raised later to train a finished run on (the cosine is
-    then the one a run of the new length has)."""
+    then the one a run of the new length has). The first ``hold_steps`` (a frozen backbone's
+    warm start of a new classifier) run at the peak rate; warmup and cosine follow them."""
 
     def __init__(self, learning_rate: float, total_steps: int, warmup_steps: int = 0,
-                 min_lr: float = 0.0, warmup_start_lr: float = 0.0, last_epoch: int = -1):
+                 min_lr: float = 0.0, warmup_start_lr: float = 0.0, last_epoch: int = -1, hold_steps: int = 0):
         self.total_steps, self.warmup_steps, self.min_lr = max(1, total_steps), warmup_steps, min_lr
-        self.warmup_start_lr = warmup_start_lr
+        self.warmup_start_lr, self.hold_steps = warmup_start_lr, hold_steps
         super().__init__(learning_rate, last_epoch)
 
     def get_lr(self):
-        step = self.last_epoch
+        if self.last_epoch < self.hold_steps:
+            return self.base_lr
+        step = self.last_epoch - self.hold_steps
         if step < self.warmup_steps:
             return self.warmup_start_lr + (self.base_lr - self.warmup_start_lr) * (step + 1) / self.warmup_steps
-        t = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+        t = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.hold_steps - self.warmup_steps))
         return self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (1 + math.cos(math.pi * t))
 
 

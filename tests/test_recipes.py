@@ -20,7 +20,7 @@ from paddle_biformer.config import RECIPES, TrainConfig
 from paddle_biformer.data import ImageData
 from paddle_biformer.engine import scaled_lr, train_transform_for
 from paddle_biformer.loader import BatchLoader, repeated_order
-from paddle_biformer.optim import EpochCosine, ModelEMA, build_optimizer, no_weight_decay_names
+from paddle_biformer.optim import EpochCosine, ModelEMA, WarmupCosine, build_optimizer, no_weight_decay_names
 
 SMALL = {"depth": [1, 1, 1, 1], "embed_dim": [16, 32, 64, 128], "qk_dims": [16, 32, 64, 128], "head_dim": 16}
 
@@ -167,3 +167,21 @@ def test_eval_writes_a_csv_of_predictions_for_a_folder(tmp_path):
     probs = np.array([[float(r[2]), float(r[4]), float(r[6])] for r in rows[1:]])
     assert (np.diff(probs, axis=1) <= 0).all() and (probs.sum(1) <= 1 + 1e-6).all()
     assert "wrote" in res.stdout and "... and" not in res.stdout  # 16 images: all printed
+
+
+def test_a_frozen_warm_start_runs_at_the_peak_rate_then_warmup_and_cosine_follow():
+    """--freeze-epochs with the per-step schedule: the new classifier trains at the peak rate
+    while the backbone is frozen; the warmup from warmup_lr and the cosine to min_lr fill the
+    remaining steps (the finetune recipe: 1 frozen epoch, then 1 warmup epoch)."""
+    hold, warm, total, peak, start, floor = 10, 10, 100, 1e-4, 1e-6, 1e-6
+    sched = WarmupCosine(peak, total, warm, floor, start, hold_steps=hold)
+    lrs = []
+    for _ in range(total):
+        lrs.append(sched.get_lr())
+        sched.step()
+    assert lrs[:hold] == [peak] * hold
+    np.testing.assert_allclose(lrs[hold], start + (peak - start) / warm)
+    np.testing.assert_allclose(lrs[hold + warm - 1], peak)
+    assert all(a >= b - 1e-15 for a, b in zip(lrs[hold + warm - 1:], lrs[hold + warm:]))  # cosine decays
+    np.testing.assert_allclose(lrs[-1], floor + 0.5 * (peak - floor) * (1 + np.cos(np.pi * 79 / 80)))
+    assert WarmupCosine(peak, total, warm, floor, start).get_lr() == start + (peak - start) / warm  # no hold
