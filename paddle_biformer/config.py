@@ -135,6 +135,9 @@ class TrainConfig:
     freeze_epochs: float = opt(0.0, "train only the classifier for the first N epochs (the backbone frozen, "
                                "its BatchNorm statistics too), at the peak learning rate: a warm start for "
                                "fine-tuning; the warmup and cosine follow (per-step schedule)", low=0.0)
+    head_lr_scale: float = opt(1.0, "the classifier's learning rate is this many times the scheduled one "
+                               "(fine-tuning: a new classifier learns faster than the pretrained backbone)",
+                               low=0.0, low_open=True)
     seed: int = opt(42, "random seed (data order, augmentation, initialisation)", low=0)
     # output
     output: str = opt(os.path.join("work", "model"), "run folder")

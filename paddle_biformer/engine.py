@@ -211,7 +211,9 @@ class Trainer:
                                           config.warmup_lr,
                                           hold_steps=int(round(config.freeze_epochs * steps_per_epoch)))
         self.optimizer = build_optimizer(config.optimizer, self.model, self.scheduler,
-                                         config.weight_decay, config.clip_grad, config.no_wd_norm_bias)
+                                         config.weight_decay, config.clip_grad, config.no_wd_norm_bias,
+                                         get_family(self.model.family).classifier_prefixes,
+                                         config.head_lr_scale)
         self.ema = ModelEMA(self.model, config.ema_decay, config.ema_warmup) if config.ema else None
         self.freeze_steps = int(round(config.freeze_epochs * steps_per_epoch))
         self.lr_used = float(self.scheduler.get_lr())  # the learning rate of the last step taken

@@ -93,18 +93,24 @@ def no_weight_decay_names(model) -> set:
 
 
 def build_optimizer(name: str, model, scheduler, weight_decay: float, clip_grad: float | None = None,
-                    no_wd_norm_bias: bool = False):
+                    no_wd_norm_bias: bool = False, head_prefixes: tuple = (), head_lr_scale: float = 1.0):
     """Adam or AdamW over ``model``'s parameters with ``scheduler`` as learning rate, global-norm
-    clipping at ``clip_grad``, and (``no_wd_norm_bias``) no weight decay on the parameters of
-    :func:`no_weight_decay_names`."""
+    clipping at ``clip_grad``, (``no_wd_norm_bias``) no weight decay on the parameters of
+    :func:`no_weight_decay_names`, and the parameters named ``head_prefixes*`` (the classifier)
+    at ``head_lr_scale`` times the scheduled rate."""
     make = {"adam": paddle.optimizer.Adam, "adamw": paddle.optimizer.AdamW}.get(name)
     if make is None:
         raise ValueError(f"optimizer must be adam or adamw, got {name!r}")
     clip = paddle.nn.ClipGradByGlobalNorm(clip_grad) if clip_grad else None
-    parameters = model.parameters()
-    if no_wd_norm_bias and weight_decay:
-        skip = no_weight_decay_names(model)
-        named = list(model.named_parameters())
-        parameters = [{"params": [p for n, p in named if n not in skip], "weight_decay": weight_decay},
-                      {"params": [p for n, p in named if n in skip], "weight_decay": 0.0}]
+    skip = no_weight_decay_names(model) if no_wd_norm_bias and weight_decay else set()
+    scale_head = head_lr_scale != 1.0 and bool(head_prefixes)
+    groups: dict = {}  # (decayed, head) -> parameters, in the model's order
+    for n, p in model.named_parameters():
+        groups.setdefault((n not in skip, scale_head and n.startswith(tuple(head_prefixes))), []).append(p)
+    if len(groups) == 1 and not scale_head:
+        parameters = model.parameters()
+    else:
+        parameters = [{"params": ps, "weight_decay": weight_decay if decayed else 0.0,
+                       "learning_rate": head_lr_scale if head else 1.0}
+                      for (decayed, head), ps in groups.items()]
     return make(learning_rate=scheduler, parameters=parameters, weight_decay=weight_decay, grad_clip=clip)

@@ -70,3 +70,36 @@ def test_finetuning_after_the_warm_start_trains_the_backbone(source):
     before, after = _state(weights), _state(str(root / "ft3" / "final_model.pdparams"))
     changed = [k for k in before if not k.startswith(HEAD) and not np.array_equal(before[k], after[k])]
     assert len(changed) > len(before) // 2
+
+
+@pytest.mark.parametrize("no_wd", [False, True])
+def test_the_classifier_learns_at_head_lr_scale_times_the_rate(no_wd):
+    """Adam's first step moves every weight with a gradient by lr * sign(grad): 10x in the head."""
+    import paddle
+
+    from paddle_biformer import create_model
+    from paddle_biformer.optim import build_optimizer
+    paddle.seed(0)
+    model = create_model("casvit_xs", num_classes=3, img_size=32, **SMALL)
+    model.train()
+    before = {k: v.numpy().copy() for k, v in model.named_parameters()}
+    opt = build_optimizer("adamw", model, 1e-3, 0.0, no_wd_norm_bias=no_wd, head_prefixes=HEAD,
+                          head_lr_scale=10.0)
+    out = model(paddle.randn([4, 3, 32, 32]))
+    logits = out[0] if isinstance(out, (tuple, list)) else out
+    # cross-entropy, not a plain sum: the training-mode BatchNorm before the head makes the
+    # batch-summed features (the head weight's gradient under a sum) zero
+    paddle.nn.functional.cross_entropy(logits, paddle.to_tensor([0, 1, 2, 0])).backward()
+    opt.step()
+    grads_seen = {"head": 0, "backbone": 0}
+    for k, p in model.named_parameters():
+        if p.grad is None:
+            continue
+        g, step = p.grad.numpy(), before[k] - p.numpy()
+        big = np.abs(g) > 1e-6  # Adam: m / (sqrt(v) + eps) = sign(g) where |g| >> eps
+        if not big.any():
+            continue
+        lr = 1e-2 if k.startswith(HEAD) else 1e-3
+        np.testing.assert_allclose(step[big], lr * np.sign(g[big]), rtol=2e-2, err_msg=k)
+        grads_seen["head" if k.startswith(HEAD) else "backbone"] += 1
+    assert grads_seen["head"] >= 2 and grads_seen["backbone"] > 10

@@ -97,8 +97,10 @@ class BatchNorm2d(nn.BatchNorm2D):
         return F.relu(y) if relu else y
 
     def _train_reference(self, x, axes, shape):
-        """Training-mode BatchNorm with Paddle ops (reduction over ``axes``), running statistics
-        updated as PyTorch does."""
+        """Training-mode BatchNorm with Paddle's kernel (reduction over ``axes``; its closed-form
+        backward: composing the normalisation from mean/var ops would differentiate through both
+        statistics, which loses precision on small batches), running statistics updated as
+        PyTorch does."""
         n = math.prod(x.shape[a] for a in axes)
         if n == 1:  # PyTorch's message (the size in NCHW order)
             size = list(x.shape) if shape[1] == -1 else [x.shape[i] for i in NCHW]
@@ -106,15 +108,18 @@ class BatchNorm2d(nn.BatchNorm2D):
         dtype = x.dtype
         if dtype != paddle.float32:  # float16/bfloat16 (AMP on a GPU): statistics in float32
             x = x.astype("float32")
-        mean = x.mean(axis=axes, keepdim=True)
-        var = ((x - mean) ** 2).mean(axis=axes, keepdim=True)
-        y = (x - mean) * paddle.rsqrt(var + self._epsilon) * self.weight.reshape(shape).astype("float32") \
-            + self.bias.reshape(shape).astype("float32")
+        channels = x.shape[1] if shape[1] == -1 else x.shape[-1]
+        scratch_mean, scratch_var = paddle.zeros([channels]), paddle.ones([channels])  # Paddle updates these
+        y = F.batch_norm(x, scratch_mean, scratch_var, weight=self.weight.astype("float32"),
+                         bias=self.bias.astype("float32"), training=True, momentum=0.0, epsilon=self._epsilon,
+                         data_format="NCHW" if shape[1] == -1 else "NHWC")
         y = y.astype(dtype) if dtype != paddle.float32 else y
         m = 1.0 - float(self._momentum)
         with paddle.no_grad():
-            self._mean.set_value(self._mean * (1 - m) + mean.reshape([-1]) * m)
-            self._variance.set_value(self._variance * (1 - m) + var.reshape([-1]) * (m * n / (n - 1)))
+            mean = x.mean(axis=axes)
+            var = ((x - mean.reshape(shape)) ** 2).mean(axis=axes)  # biased; the running one unbiased
+            self._mean.set_value(self._mean * (1 - m) + mean * m)
+            self._variance.set_value(self._variance * (1 - m) + var * (m * n / (n - 1)))
         return y
 
 
