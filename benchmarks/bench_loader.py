@@ -14,43 +14,24 @@ the same size and batch (forward, cross-entropy, backward, AdamW), in a separate
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 
-import numpy as np
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+
+from cifar_photos import write_photo_folders  # noqa: E402
 
 
 def make_data(out: str, source: str, count: int, seed: int = 0) -> str:
-    """``count`` CIFAR-10 training JPEGs from the tarball ``source``, upsampled to 256-384 px,
-    in out/train/<class>/."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    written = 0
-    with tarfile.open(source) as tar:
-        for member in tar:
-            if written >= count:
-                break
-            parts = member.name.split("/")
-            if not member.isfile() or "train" not in parts or not member.name.endswith(".jpg"):
-                continue
-            cls = parts[-2]
-            im = Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB")
-            w, h = int(rng.integers(256, 385)), int(rng.integers(256, 385))
-            folder = os.path.join(out, "train", cls)
-            os.makedirs(folder, exist_ok=True)
-            im.resize((w, h), Image.BICUBIC).save(os.path.join(folder, os.path.basename(member.name)), quality=90)
-            written += 1
-    return out
+    """About ``count`` CIFAR-10 training JPEGs (the same number of each class) from the tarball
+    ``source``, upsampled to 256-384 px, in out/train/<class>/."""
+    return write_photo_folders(source, out, {"train": ("train", -(-count // 10))}, seed=seed)
 
 
 def loader_rate(args) -> dict:

@@ -1,8 +1,13 @@
 """--recipe finetune from weights trained here: the backbone is loaded, the classifier starts
 fresh when the weights were trained on other classes (kept for the same classes), and the
 frozen warm start leaves the backbone, BatchNorm statistics included, exactly as loaded."""
+import os
+import sys
+import tarfile
+
 import numpy as np
 import pytest
+from conftest import ROOT
 from datagen import make_image_folders
 
 from paddle_biformer.checkpoint import read_paddle_file
@@ -103,3 +108,32 @@ def test_the_classifier_learns_at_head_lr_scale_times_the_rate(no_wd):
         np.testing.assert_allclose(step[big], lr * np.sign(g[big]), rtol=2e-2, err_msg=k)
         grads_seen["head" if k.startswith(HEAD) else "backbone"] += 1
     assert grads_seen["head"] >= 2 and grads_seen["backbone"] > 10
+
+
+CIFAR_JPEGS = os.path.join(ROOT, "..", "shared", "data", "cifar10-jpeg.tar.gz")
+
+
+@pytest.mark.skipif(not os.path.isfile(CIFAR_JPEGS), reason="the shared CIFAR-10 JPEGs are not beside the repository")
+def test_the_measurement_data_are_disjoint_photo_sized_cifar_images(tmp_path):
+    """benchmarks/bench_finetune.py's data: the first N train images per class, then the first
+    test images for validation, upsampled to 256-384 px; source and target classes disjoint."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    from bench_finetune import SOURCE_CLASSES, TARGET_CLASSES
+    from cifar_photos import write_photo_folders
+    from PIL import Image
+
+    assert not set(SOURCE_CLASSES) & set(TARGET_CLASSES) and len(SOURCE_CLASSES + TARGET_CLASSES) == 10
+    out = write_photo_folders(CIFAR_JPEGS, str(tmp_path / "d"), {"train": ("train", 3), "val": ("test", 2)},
+                              classes=["dog", "ship"])
+    for split, n in (("train", 3), ("val", 2)):
+        assert sorted(os.listdir(os.path.join(out, split))) == ["dog", "ship"]
+        for cls in ("dog", "ship"):
+            names = sorted(os.listdir(os.path.join(out, split, cls)))
+            assert names == [f"{i:04d}.jpg" for i in range(n)]
+            with tarfile.open(CIFAR_JPEGS) as tar:  # the same picture, upsampled
+                original = np.asarray(Image.open(tar.extractfile(
+                    f"{'train' if split == 'train' else 'test'}/{cls}/{names[0]}")).convert("RGB"), np.float32)
+            im = Image.open(os.path.join(out, split, cls, names[0]))
+            assert all(256 <= s <= 384 for s in im.size)
+            back = np.asarray(im.convert("RGB").resize((32, 32), Image.BICUBIC), np.float32)
+            assert np.abs(back - original).mean() < 12
