@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 sys.path.insert(0, os.path.join(REPO, "tools"))
 
 from cifar_photos import CIFAR10_CLASSES, write_photo_folders  # noqa: E402
-from compare_runs import read, top1_within  # noqa: E402
+from compare_runs import print_table, read  # noqa: E402
 
 SOURCE_CLASSES, TARGET_CLASSES = CIFAR10_CLASSES[:5], CIFAR10_CLASSES[5:]
 SCRATCH = ["--lr", "5e-4", "--freeze-epochs", "0"]
@@ -133,12 +133,8 @@ def main():
         shutil.copyfile(os.path.join(out, "metrics.jsonl"), log)
         histories[name] = read(log)
 
-    head = "".join(f"{f'top-1 at {m:g} min':>16}" for m in args.at)
-    print(f"\n{'run':<22}{head}{'best':>8}{'minutes':>9}")
-    for name, history in histories.items():
-        cells = "".join(f"{(f'{v:.1f}' if v is not None else '-'):>16}" for v in (top1_within(history, m) for m in args.at))
-        best = max(r["val_top1"] for r in history)
-        print(f"{name:<22}{cells}{best:>8.1f}{history[-1]['elapsed_minutes']:>9.1f}")
+    print()
+    print_table(histories, args.at)
     if args.plot:
         from paddle_biformer.plots import plot_accuracy_vs_time
 

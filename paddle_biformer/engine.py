@@ -210,10 +210,10 @@ class Trainer:
                                           int(config.warmup_epochs * steps_per_epoch), config.min_lr,
                                           config.warmup_lr,
                                           hold_steps=int(round(config.freeze_epochs * steps_per_epoch)))
+        self.head_prefixes = get_family(self.model.family).classifier_prefixes  # the classifier's names
         self.optimizer = build_optimizer(config.optimizer, self.model, self.scheduler,
                                          config.weight_decay, config.clip_grad, config.no_wd_norm_bias,
-                                         get_family(self.model.family).classifier_prefixes,
-                                         config.head_lr_scale)
+                                         self.head_prefixes, config.head_lr_scale)
         self.ema = ModelEMA(self.model, config.ema_decay, config.ema_warmup) if config.ema else None
         self.freeze_steps = int(round(config.freeze_epochs * steps_per_epoch))
         self.lr_used = float(self.scheduler.get_lr())  # the learning rate of the last step taken
@@ -363,7 +363,7 @@ class Trainer:
         (its layers in eval mode), as a warm start for fine-tuning a new classifier."""
         if frozen == self.frozen and not frozen:
             return
-        prefixes = get_family(self.model.family).classifier_prefixes
+        prefixes = self.head_prefixes
         if frozen != self.frozen:
             for name, p in self.model.named_parameters():
                 if not name.endswith(("_mean", "_variance")):

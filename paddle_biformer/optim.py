@@ -103,14 +103,14 @@ def build_optimizer(name: str, model, scheduler, weight_decay: float, clip_grad:
         raise ValueError(f"optimizer must be adam or adamw, got {name!r}")
     clip = paddle.nn.ClipGradByGlobalNorm(clip_grad) if clip_grad else None
     skip = no_weight_decay_names(model) if no_wd_norm_bias and weight_decay else set()
-    scale_head = head_lr_scale != 1.0 and bool(head_prefixes)
+    head = tuple(head_prefixes) if head_lr_scale != 1.0 else ()
     groups: dict = {}  # (decayed, head) -> parameters, in the model's order
     for n, p in model.named_parameters():
-        groups.setdefault((n not in skip, scale_head and n.startswith(tuple(head_prefixes))), []).append(p)
-    if len(groups) == 1 and not scale_head:
+        groups.setdefault((n not in skip, bool(head) and n.startswith(head)), []).append(p)
+    if len(groups) == 1 and not head:
         parameters = model.parameters()
     else:
         parameters = [{"params": ps, "weight_decay": weight_decay if decayed else 0.0,
-                       "learning_rate": head_lr_scale if head else 1.0}
-                      for (decayed, head), ps in groups.items()]
+                       "learning_rate": head_lr_scale if in_head else 1.0}
+                      for (decayed, in_head), ps in groups.items()]
     return make(learning_rate=scheduler, parameters=parameters, weight_decay=weight_decay, grad_clip=clip)

@@ -4,7 +4,7 @@
         --run "CAS-ViT-XS=benchmarks/cifar10_casvit_xs.metrics.jsonl" --at 10 20 --plot docs/images/cifar10_families.png
 
 For each run (LABEL=metrics.jsonl, as training writes it) prints the best test top-1 reached
-within each of the --at minutes (wall clock, training + validation) and the final one.
+within each of the --at minutes (wall clock, training + validation), the best and the final one.
 """
 import argparse
 import json
@@ -32,6 +32,17 @@ def top1_within(history, minutes):
     return max(done) if done else None
 
 
+def print_table(runs: dict, minutes) -> None:
+    """Per run (label -> history): the best top-1 within each of ``minutes``, the best and the
+    final top-1, and the run's minutes."""
+    head = "".join(f"{f'top-1 at {m:g} min':>16}" for m in minutes)
+    print(f"{'run':<22}{head}{'best':>8}{'final':>8}{'minutes':>9}")
+    for label, history in runs.items():
+        cells = "".join(f"{(f'{v:.2f}' if v is not None else '-'):>16}" for v in (top1_within(history, m) for m in minutes))
+        best = max(r["val_top1"] for r in history)
+        print(f"{label:<22}{cells}{best:>8.2f}{history[-1]['val_top1']:>8.2f}{history[-1]['elapsed_minutes']:>9.1f}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", action="append", required=True, metavar="LABEL=METRICS.jsonl")
@@ -43,11 +54,7 @@ def main():
     for item in args.run:
         label, _, path = item.partition("=")
         runs[label] = read(path)
-    head = "".join(f"{f'top-1 at {m:g} min':>16}" for m in args.at)
-    print(f"{'run':<22}{head}{'final':>10}{'minutes':>10}")
-    for label, history in runs.items():
-        cells = "".join(f"{(f'{v:.2f}' if v is not None else '-'):>16}" for v in (top1_within(history, m) for m in args.at))
-        print(f"{label:<22}{cells}{history[-1]['val_top1']:>10.2f}{history[-1]['elapsed_minutes']:>10.1f}")
+    print_table(runs, args.at)
     if args.plot:
         from paddle_biformer.plots import plot_accuracy_vs_time
 

@@ -115,8 +115,8 @@ class BatchNorm2d(nn.BatchNorm2D):
                          data_format="NCHW" if shape[1] == -1 else "NHWC")
         y = y.astype(dtype) if dtype != paddle.float32 else y
         m = 1.0 - float(self._momentum)
-        with paddle.no_grad():
-            mean = x.mean(axis=axes)
+        with paddle.no_grad():  # not read from the scratch buffers: cuDNN fills them with the unbiased
+            mean = x.mean(axis=axes)  # variance, Paddle's CPU kernel with the biased one
             var = ((x - mean.reshape(shape)) ** 2).mean(axis=axes)  # biased; the running one unbiased
             self._mean.set_value(self._mean * (1 - m) + mean * m)
             self._variance.set_value(self._variance * (1 - m) + var * (m * n / (n - 1)))
